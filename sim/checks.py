@@ -1,0 +1,190 @@
+"""Race and uninitialised-SRAM analysis done alongside execution.
+
+Each SRAM has exactly one writing module and one reading module on the other side of a
+token queue: INP/WGT are written by load and read by compute, ACC is written by compute
+and read by store. So per entry we keep the sequence number of its last foreign-relevant
+write and read, and an access is ordered when the accessing instruction's vector clock
+covers them (see :mod:`vta.sim.scheduler`). DRAM conflicts (STORE writes against LOAD
+reads) are checked on byte intervals. This finds every race of the program, whatever the
+interleaving, at the cost of a few numpy max() calls per instruction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vta.errors import DramOutOfBoundsError, RaceError, SramOutOfBoundsError, UninitSramError
+from vta.isa import COMPUTE_MODULE, LOAD_MODULE, MODULES, STORE_MODULE
+from vta.sim.scheduler import Schedule
+
+__all__ = ["Index", "AccessTracker", "as_index", "DramSpan"]
+
+Index = slice | np.ndarray
+
+# Buffer -> (module that writes it, module on the other side that reads it).
+SIDES = {"inp": (LOAD_MODULE, COMPUTE_MODULE), "wgt": (LOAD_MODULE, COMPUTE_MODULE),
+         "acc": (COMPUTE_MODULE, STORE_MODULE)}
+
+
+def as_index(sorted_unique: np.ndarray) -> Index:
+    """A slice when the entries are one contiguous run (much cheaper to index), else the array."""
+    if len(sorted_unique) and int(sorted_unique[-1]) - int(sorted_unique[0]) + 1 == len(sorted_unique):
+        return slice(int(sorted_unique[0]), int(sorted_unique[-1]) + 1)
+    return sorted_unique
+
+
+def describe(idx: Index) -> str:
+    if isinstance(idx, slice):
+        return f"{idx.start}..{idx.stop - 1}"
+    return f"{int(idx[0])}..{int(idx[-1])} ({len(idx)} entries)" if len(idx) > 1 else str(int(idx[0]))
+
+
+@dataclass(frozen=True)
+class DramSpan:
+    """Bytes touched by one 2-D DMA: ``rows`` rows of ``row_bytes`` every ``pitch`` bytes."""
+
+    start: int
+    rows: int
+    row_bytes: int
+    pitch: int
+
+    @property
+    def end(self) -> int:
+        return self.start + (self.rows - 1) * self.pitch + self.row_bytes if self.rows else self.start
+
+    def overlaps(self, other: DramSpan) -> bool:
+        if self.rows == 0 or other.rows == 0 or self.end <= other.start or other.end <= self.start:
+            return False
+        a0 = self.start + np.arange(self.rows, dtype=np.int64) * self.pitch
+        b0 = other.start + np.arange(other.rows, dtype=np.int64) * other.pitch
+        # rows of each span are increasing and disjoint (pitch >= row_bytes), so compare neighbours
+        pos = np.searchsorted(b0, a0, side="right") - 1
+        hit_prev = (pos >= 0) & (b0[np.maximum(pos, 0)] + other.row_bytes > a0)
+        nxt = np.minimum(pos + 1, other.rows - 1)
+        hit_next = (pos + 1 < other.rows) & (b0[nxt] < a0 + self.row_bytes)
+        return bool((hit_prev | hit_next).any())
+
+
+class _Records:
+    """Growable arrays of DRAM accesses: module sequence number, span bounds and the span."""
+
+    def __init__(self) -> None:
+        self.seq: list[int] = []
+        self.module: list[int] = []
+        self.lo: list[int] = []
+        self.hi: list[int] = []
+        self.spans: list[DramSpan] = []
+        self.index: list[int] = []
+
+    def add(self, index: int, module: int, seq: int, span: DramSpan) -> None:
+        self.index.append(index)
+        self.module.append(module)
+        self.seq.append(seq)
+        self.lo.append(span.start)
+        self.hi.append(span.end)
+        self.spans.append(span)
+
+    def unordered_overlaps(self, vc: np.ndarray, span: DramSpan) -> int | None:
+        """Instruction index of the first recorded access not ordered before ``vc`` that overlaps ``span``."""
+        if not self.seq:
+            return None
+        seq, mod = np.asarray(self.seq), np.asarray(self.module)
+        cand = (seq > vc[mod]) & (np.asarray(self.lo) < span.end) & (np.asarray(self.hi) > span.start)
+        for k in np.flatnonzero(cand):
+            if self.spans[k].overlaps(span):
+                return self.index[k]
+        return None
+
+
+class AccessTracker:
+    """Per-run bookkeeping of who wrote and read every SRAM entry and DRAM byte range."""
+
+    def __init__(self, depths: dict[str, int], sched: Schedule):
+        self.sched = sched
+        self.depths = depths
+        self.uop_written = np.zeros(depths["uop"], dtype=bool)
+        self.last_write = {b: np.zeros(depths[b], dtype=np.int64) for b in SIDES}
+        self.last_read = {b: np.zeros(depths[b], dtype=np.int64) for b in SIDES}
+        self.dram_writes = _Records()
+        self.dram_reads = _Records()
+        self._by_seq = [np.flatnonzero(sched.module == m) for m in range(3)]
+        # Reads of unwritten memory are reported after races and termination defects (the order the
+        # golden vectors classify by), so the first one is kept here instead of raised at once.
+        self.uninit: UninitSramError | None = None
+
+    def _note_uninit(self, error: UninitSramError) -> None:
+        if self.uninit is None:
+            self.uninit = error
+
+    def _insn(self, module: int, seq: int) -> int:
+        return int(self._by_seq[module][seq - 1])
+
+    # --- bounds ---------------------------------------------------------------------------
+    def check_range(self, buf: str, lo: int, hi: int, i: int, what: str) -> None:
+        if hi > self.depths[buf]:
+            raise SramOutOfBoundsError(
+                f"{what} covers {buf.upper()} entries {lo}..{hi - 1}, past the depth {self.depths[buf]}",
+                index=i, module=MODULES[int(self.sched.module[i])])
+
+    # --- SRAM -----------------------------------------------------------------------------
+    def read(self, buf: str, idx: Index, i: int, what: str) -> None:
+        """Instruction i reads ``buf[idx]``: it must have been written and, across modules, ordered."""
+        lw = self.last_write[buf][idx]
+        if not lw.all():
+            where = idx if isinstance(idx, np.ndarray) else np.arange(idx.start, idx.stop)
+            first = int(where[np.flatnonzero(lw == 0)[0]])
+            self._note_uninit(UninitSramError(
+                f"{what} reads {buf.upper()} entry {first}, which nothing wrote before it in this run",
+                index=i, module=MODULES[int(self.sched.module[i])]))
+        writer, reader = SIDES[buf]
+        if self.sched.module[i] == reader:
+            seq = int(lw.max())
+            if seq > self.sched.vc[i, writer]:
+                raise RaceError(
+                    f"{what} reads {buf.upper()} entries {describe(idx)} written by instruction "
+                    f"{self._insn(writer, seq)} ({MODULES[writer]}) with no dependency token ordering the two",
+                    index=i, module=MODULES[reader])
+            self.last_read[buf][idx] = self.sched.seq[i]
+
+    def write(self, buf: str, idx: Index, i: int, what: str) -> None:
+        """Instruction i writes ``buf[idx]``: earlier reads from the other module must be ordered before it."""
+        writer, reader = SIDES[buf]
+        lr = self.last_read[buf][idx]
+        seq = int(lr.max()) if lr.size else 0
+        if seq > self.sched.vc[i, reader]:
+            raise RaceError(
+                f"{what} overwrites {buf.upper()} entries {describe(idx)} that instruction {self._insn(reader, seq)} "
+                f"({MODULES[reader]}) reads, with no dependency token ordering the two",
+                index=i, module=MODULES[writer])
+        self.last_write[buf][idx] = self.sched.seq[i]
+
+    def read_uops(self, lo: int, hi: int, i: int, what: str) -> None:
+        self.check_range("uop", lo, hi, i, what)
+        if not self.uop_written[lo:hi].all():
+            first = lo + int(np.flatnonzero(~self.uop_written[lo:hi])[0])
+            self._note_uninit(UninitSramError(
+                f"{what} reads micro-op {first}, which no LOAD UOP wrote before it in this run", index=i,
+                module="compute"))
+
+    # --- DRAM -----------------------------------------------------------------------------
+    def dram_read(self, span: DramSpan, i: int, what: str) -> None:
+        j = self.dram_writes.unordered_overlaps(self.sched.vc[i], span)
+        if j is not None:
+            raise RaceError(f"{what} reads DRAM bytes that STORE instruction {j} writes, with no dependency token "
+                            "ordering the two", index=i, module=MODULES[int(self.sched.module[i])])
+        self.dram_reads.add(i, int(self.sched.module[i]), int(self.sched.seq[i]), span)
+
+    def dram_write(self, span: DramSpan, i: int, what: str) -> None:
+        j = self.dram_reads.unordered_overlaps(self.sched.vc[i], span)
+        if j is not None:
+            raise RaceError(f"{what} overwrites DRAM bytes that instruction {j} ({MODULES[int(self.sched.module[j])]}) "
+                            "reads, with no dependency token ordering the two", index=i, module="store")
+        self.dram_writes.add(i, STORE_MODULE, int(self.sched.seq[i]), span)
+
+
+def dram_oob(span: DramSpan, i: int, module: str, what: str) -> DramOutOfBoundsError:
+    return DramOutOfBoundsError(
+        f"{what} touches DRAM bytes 0x{span.start:x}..0x{span.end - 1:x}, which are not inside one live buffer of "
+        "this program", index=i, module=module)

@@ -1,0 +1,230 @@
+"""GEMM and ALU execution: each instruction's whole loop nest as a few numpy operations.
+
+A GEMM (spec §3.3) adds INP[i] @ WGT[w]^T into ACC[a] for every (i_out, i_in, uop) tuple.
+Its *plan* regroups the tuples so BLAS does the work: accumulator entries that receive the
+same sequence of weights form one matrix product (an im2col built from SRAM rows), and
+groups that read the same inputs share one product with their weights side by side. The
+products run in float32, which is exact while a sum stays below 2^24: int8 x int8 terms
+are at most 2^14, so up to 1024 terms per sum. Results are added to the int32 accumulators
+with wrap-around. Plans depend only on the instruction word and its micro-ops, so they are
+cached: a conv layer repeats the same few GEMM instructions many times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vta.config import Environment
+from vta.errors import SramOutOfBoundsError
+from vta.isa import ALU_ADD, ALU_MAX, ALU_MIN, ALU_MUL, ALU_NAMES, ALU_SHR, get_isa
+from vta.sim.checks import AccessTracker, Index, as_index
+from vta.sim.sram import Sram
+
+__all__ = ["PlanCache", "run_gemm", "run_alu"]
+
+EXACT_TERMS = 1 << 10  # float32 sums of int8 products stay exact up to this many terms
+
+
+@dataclass(frozen=True)
+class _Group:
+    inp: np.ndarray  # (r, k) INP entries forming the left matrix rows
+    wgt: np.ndarray  # (p, k) WGT entry sequence of each of p weight patterns
+    acc: np.ndarray  # (p, r) accumulator entry of each output row per pattern
+
+
+@dataclass(frozen=True)
+class GemmPlan:
+    reset: bool
+    acc_set: Index
+    inp_set: Index | None
+    wgt_set: Index | None
+    groups: tuple[_Group, ...]
+    scatter: tuple[np.ndarray, ...] | None  # fallback: (acc_unique, acc_pos, inp, wgt) per tuple
+
+
+@dataclass(frozen=True)
+class AluPlan:
+    dst: np.ndarray
+    src: np.ndarray
+    chunks: tuple[tuple[int, int], ...]  # [start, stop) runs of tuples with no dependence inside
+    read_set: Index
+    write_set: Index
+
+
+def _tuples(f: dict[str, int], uops: np.ndarray, isa_uop: object) -> tuple[np.ndarray, ...]:
+    """Per (i_out, i_in, uop) tuple, the dst/src/wgt indices, in the reference's loop order."""
+    dst, src, wgt = isa_uop
+    io = np.arange(f["iter_out"], dtype=np.int64)[:, None, None]
+    ii = np.arange(f["iter_in"], dtype=np.int64)[None, :, None]
+    a = (dst[None, None, :] + io * f["dst_factor_out"] + ii * f["dst_factor_in"]).ravel()
+    s = (src[None, None, :] + io * f["src_factor_out"] + ii * f["src_factor_in"]).ravel()
+    w = (wgt[None, None, :] + io * f.get("wgt_factor_out", 0) + ii * f.get("wgt_factor_in", 0)).ravel()
+    return a, s, w
+
+
+def _bounds(name: str, idx: np.ndarray, depth: int, f: dict[str, int], i: int, what: str, field: str) -> None:
+    bad = np.flatnonzero(idx >= depth)
+    if len(bad):
+        t = int(bad[0])
+        nu = f["uop_end"] - f["uop_bgn"]
+        i_out, rest = divmod(t, f["iter_in"] * nu)
+        i_in, u = divmod(rest, nu)
+        raise SramOutOfBoundsError(
+            f"{what} {field} index {int(idx[t])} (micro-op {f['uop_bgn'] + u}, i_out {i_out}, i_in {i_in}) "
+            f"is past the {name} depth {depth}", index=i, module="compute")
+
+
+def _group_gemm(acc: np.ndarray, inp: np.ndarray, wgt: np.ndarray, max_k: int) -> tuple[tuple[_Group, ...], tuple]:
+    order = np.argsort(acc, kind="stable")
+    uniq, counts = np.unique(acc[order], return_counts=True)
+    k = int(counts[0])
+    if not (counts == k).all() or k > max_k:
+        pos = np.searchsorted(uniq, acc)
+        return (), (uniq, pos, inp, wgt)
+    inp_m, wgt_m = inp[order].reshape(-1, k), wgt[order].reshape(-1, k)
+    patterns, pat_of_row = np.unique(wgt_m, axis=0, return_inverse=True)
+    pat_of_row = pat_of_row.ravel()
+    merged: dict[bytes, list[int]] = {}
+    rows_of = [np.flatnonzero(pat_of_row == p) for p in range(len(patterns))]
+    for p, rows in enumerate(rows_of):
+        merged.setdefault(inp_m[rows].tobytes() + len(rows).to_bytes(8, "little"), []).append(p)
+    groups = tuple(
+        _Group(inp_m[rows_of[ps[0]]], patterns[ps], np.stack([uniq[rows_of[p]] for p in ps]))
+        for ps in merged.values()
+    )
+    return groups, None
+
+
+class PlanCache:
+    """Execution plans keyed by instruction bits (dependency flags masked) and micro-op words."""
+
+    def __init__(self, env: Environment, limit: int = 4096):
+        self.env, self.isa, self.limit = env, get_isa(env), limit
+        self._plans: dict[tuple, GemmPlan | AluPlan] = {}
+
+    def _key(self, words: tuple[int, int], uops: np.ndarray) -> tuple:
+        return (words[0] & ~0x78, words[1], uops.tobytes())
+
+    def gemm(self, f: dict[str, int], words: tuple[int, int], uops: np.ndarray, i: int) -> GemmPlan:
+        key = self._key(words, uops)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._build_gemm(f, uops, i)
+            self._remember(key, plan)
+        return plan
+
+    def alu(self, f: dict[str, int], words: tuple[int, int], uops: np.ndarray, i: int) -> AluPlan:
+        key = self._key(words, uops)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._build_alu(f, uops, i)
+            self._remember(key, plan)
+        return plan
+
+    def _remember(self, key: tuple, plan: GemmPlan | AluPlan) -> None:
+        if len(self._plans) >= self.limit:
+            self._plans.clear()
+        self._plans[key] = plan
+
+    def _build_gemm(self, f: dict[str, int], uops: np.ndarray, i: int) -> GemmPlan:
+        env = self.env
+        acc, inp, wgt = _tuples(f, uops, self.isa.decode_uops(uops))
+        what = "GEMM" + (" reset" if f["reset_reg"] else "")
+        _bounds("ACC", acc, env.ACC_BUFF_DEPTH, f, i, what, "acc")
+        if f["reset_reg"]:
+            return GemmPlan(True, as_index(np.unique(acc)), None, None, (), None)
+        _bounds("INP", inp, env.INP_BUFF_DEPTH, f, i, what, "inp")
+        _bounds("WGT", wgt, env.WGT_BUFF_DEPTH, f, i, what, "wgt")
+        groups, scatter = _group_gemm(acc, inp, wgt, EXACT_TERMS // env.BLOCK_IN)
+        return GemmPlan(False, as_index(np.unique(acc)), as_index(np.unique(inp)), as_index(np.unique(wgt)),
+                        groups, scatter)
+
+    def _build_alu(self, f: dict[str, int], uops: np.ndarray, i: int) -> AluPlan:
+        env = self.env
+        dst, src, _ = _tuples(f, uops, self.isa.decode_uops(uops))
+        what = f"ALU {ALU_NAMES[f['alu_opcode']]}"
+        _bounds("ACC", dst, env.ACC_BUFF_DEPTH, f, i, what, "dst")
+        _bounds("ACC", src, env.ACC_BUFF_DEPTH, f, i, what, "src")  # checked even with use_imm, as the reference
+        reads = dst if f["use_imm"] else np.concatenate([dst, src])
+        return AluPlan(dst, src, _independent_chunks(dst, src, bool(f["use_imm"])),
+                       as_index(np.unique(reads)), as_index(np.unique(dst)))
+
+
+def _independent_chunks(dst: np.ndarray, src: np.ndarray, use_imm: bool) -> tuple[tuple[int, int], ...]:
+    """Split tuples into program-order runs where no tuple reads or rewrites an entry written earlier in its run."""
+    n = len(dst)
+    t = np.arange(n, dtype=np.int64)
+    order = np.lexsort((t, dst))
+    ds, ts = dst[order], t[order]
+    prev = np.full(n, -1, dtype=np.int64)
+    same = ds[1:] == ds[:-1]
+    prev[ts[1:][same]] = ts[:-1][same]
+    if not use_imm:
+        key_w = ds * n + ts
+        pos = np.searchsorted(key_w, src * n + t, side="left") - 1
+        ok = (pos >= 0) & (ds[np.maximum(pos, 0)] == src)
+        prev = np.maximum(prev, np.where(ok, ts[np.maximum(pos, 0)], -1))
+    if prev.max(initial=-1) < 0:
+        return ((0, n),)
+    chunks, start = [], 0
+    for j, p in enumerate(prev.tolist()):
+        if p >= start:
+            chunks.append((start, j))
+            start = j
+    chunks.append((start, n))
+    return tuple(chunks)
+
+
+def run_gemm(plan: GemmPlan, sram: Sram) -> None:
+    acc = sram.acc
+    if plan.reset:
+        acc[plan.acc_set] = 0
+        return
+    b, bo = acc.shape[1], acc.shape[2]
+    for g in plan.groups:
+        r, k = g.inp.shape
+        p = len(g.wgt)
+        x = sram.inp[g.inp]  # (r, k, b, bi)
+        x = x.reshape(r, k * x.shape[3]) if b == 1 else x.transpose(0, 2, 1, 3).reshape(r * b, -1)
+        w = sram.wgt_t[g.wgt].transpose(1, 2, 0, 3).reshape(x.shape[1], p * bo)
+        out = (x @ w).reshape(r, b, p, bo).transpose(2, 0, 1, 3)
+        acc[g.acc] += out.astype(np.int32)
+    if plan.scatter is not None:
+        uniq, pos, inp, wgt = plan.scatter
+        prod = np.einsum("nbk,nko->nbo", sram.inp[inp], sram.wgt_t[wgt]).astype(np.int64)
+        total = np.zeros((len(uniq), b, bo), dtype=np.int64)
+        np.add.at(total, pos, prod)
+        acc[uniq] += (total & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
+
+
+def _shift(a: np.ndarray, amount: np.ndarray | int) -> np.ndarray:
+    """SHR: arithmetic right shift, negative amounts shift left (mod 2^32); |amount| >= 32 saturates."""
+    amt = np.asarray(amount, dtype=np.int64)
+    right = a >> np.clip(amt, 0, 31).astype(np.int32)
+    left = ((a.astype(np.int64) << np.clip(-amt, 0, 63)) & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
+    return np.where(amt >= 0, right, left).astype(np.int32)
+
+
+def _apply(op: int, a: np.ndarray, b: np.ndarray | np.int32) -> np.ndarray:
+    if op == ALU_MIN:
+        return np.minimum(a, b)
+    if op == ALU_MAX:
+        return np.maximum(a, b)
+    if op == ALU_ADD:
+        return a + b
+    if op == ALU_MUL:
+        return a * b
+    assert op == ALU_SHR
+    return _shift(a, b)
+
+
+def run_alu(plan: AluPlan, f: dict[str, int], sram: Sram) -> None:
+    acc = sram.acc
+    op, imm = f["alu_opcode"], np.int32(f["imm"])
+    with np.errstate(over="ignore"):
+        for lo, hi in plan.chunks:
+            d = plan.dst[lo:hi]
+            b = imm if f["use_imm"] else acc[plan.src[lo:hi]]
+            acc[d] = _apply(op, acc[d], b)

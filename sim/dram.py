@@ -1,0 +1,120 @@
+"""Simulated device DRAM: a 32-bit physical address space with a page-granular allocator.
+
+Allocation follows the reference ``virtual_memory.cc`` (spec §3.10): a block of n pages takes
+page-table slots [s, s+n) and gets physical address ``(s + 1) << 12``; freed blocks are reused
+whole by the smallest free block that is large enough. Each block owns its bytes as a numpy
+array, so a DMA that strays outside every live block is caught instead of touching memory.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vta.errors import BackendError
+
+__all__ = ["Dram", "DramBuffer", "PAGE_BYTES"]
+
+PAGE_BYTES = 4096
+ADDRESS_LIMIT = 1 << 32
+
+
+@dataclass(eq=False)
+class DramBuffer:
+    """One physically contiguous block: physical address, size and its bytes."""
+
+    phys_addr: int
+    nbytes: int
+    data: np.ndarray = field(repr=False)
+    alive: bool = True
+
+    def view(self, dtype: np.dtype | str = np.uint8, shape: tuple[int, ...] | None = None) -> np.ndarray:
+        """A numpy view of the buffer's bytes (little-endian dtypes match the device)."""
+        arr = self.data.view(np.dtype(dtype))
+        return arr if shape is None else arr.reshape(shape)
+
+    @property
+    def end(self) -> int:
+        return self.phys_addr + self.nbytes
+
+
+class Dram:
+    """Live blocks of the simulated DRAM, found by physical address."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._blocks: list[DramBuffer] = []
+        self._next_slot = 0
+        self._free: dict[int, list[int]] = {}  # page count -> free slot starts
+        self._slot_pages: dict[int, int] = {}  # phys addr -> pages, for allocator-owned blocks
+
+    # --- allocation -----------------------------------------------------------------------
+    def alloc(self, nbytes: int) -> DramBuffer:
+        """Allocate ``nbytes`` (rounded up to pages) with the reference's placement rule."""
+        if not isinstance(nbytes, (int, np.integer)) or nbytes <= 0:
+            raise BackendError(f"DRAM allocation size must be a positive integer, got {nbytes!r}")
+        pages = -(-int(nbytes) // PAGE_BYTES)
+        fits = [n for n in self._free if n >= pages and self._free[n]]
+        if fits:
+            n = min(fits)
+            slot = self._free[n].pop()
+            pages = n
+        else:
+            slot = self._next_slot
+            self._next_slot += pages
+        phys = (slot + 1) * PAGE_BYTES
+        if phys + pages * PAGE_BYTES > ADDRESS_LIMIT:
+            raise BackendError(f"simulated DRAM exhausted: cannot place {nbytes} bytes below 4 GiB")
+        buf = self._insert(phys, pages * PAGE_BYTES, nbytes)
+        self._slot_pages[phys] = pages
+        return buf
+
+    def alloc_at(self, phys_addr: int, nbytes: int) -> DramBuffer:
+        """Place a block at a fixed page-aligned address (golden vectors cannot be relocated)."""
+        if phys_addr % PAGE_BYTES or phys_addr <= 0 or nbytes <= 0 or phys_addr + nbytes > ADDRESS_LIMIT:
+            raise BackendError(
+                f"cannot place {nbytes} bytes at 0x{phys_addr:x}: need a page-aligned address >= 0x1000 "
+                "with the block below 4 GiB"
+            )
+        size = -(-nbytes // PAGE_BYTES) * PAGE_BYTES
+        i = bisect.bisect_right(self._starts, phys_addr)
+        prev_overlaps = i > 0 and self._blocks[i - 1].phys_addr + len(self._blocks[i - 1].data) > phys_addr
+        next_overlaps = i < len(self._starts) and self._starts[i] < phys_addr + size
+        if prev_overlaps or next_overlaps:
+            raise BackendError(f"cannot place {nbytes} bytes at 0x{phys_addr:x}: overlaps a live block")
+        return self._insert(phys_addr, size, nbytes)
+
+    def _insert(self, phys: int, size: int, nbytes: int) -> DramBuffer:
+        buf = DramBuffer(phys, nbytes, np.zeros(size, dtype=np.uint8)[:nbytes])
+        i = bisect.bisect_right(self._starts, phys)
+        self._starts.insert(i, phys)
+        self._blocks.insert(i, buf)
+        return buf
+
+    def free(self, buf: DramBuffer) -> None:
+        if not buf.alive:
+            raise BackendError(f"DRAM block at 0x{buf.phys_addr:x} was already freed")
+        i = self._starts.index(buf.phys_addr)
+        del self._starts[i], self._blocks[i]
+        buf.alive = False
+        pages = self._slot_pages.pop(buf.phys_addr, None)
+        if pages is not None:
+            self._free.setdefault(pages, []).append(buf.phys_addr // PAGE_BYTES - 1)
+
+    # --- lookup ---------------------------------------------------------------------------
+    def find(self, phys_addr: int, nbytes: int) -> tuple[DramBuffer, int] | None:
+        """The live block holding all of [phys_addr, phys_addr + nbytes), and the offset in it."""
+        i = bisect.bisect_right(self._starts, phys_addr) - 1
+        if i < 0:
+            return None
+        buf = self._blocks[i]
+        offset = phys_addr - buf.phys_addr
+        if offset + nbytes > buf.nbytes:
+            return None
+        return buf, offset
+
+    @property
+    def blocks(self) -> tuple[DramBuffer, ...]:
+        return tuple(self._blocks)

@@ -1,0 +1,126 @@
+"""Dependency-token scheduling: one valid execution order plus happens-before vector clocks.
+
+The three modules run their queues in order; a pop waits for the matching push (spec §2.3,
+§3.7). Tokens are matched first-in first-out, so which push a pop consumes does not depend
+on the interleaving, and the vector clocks computed along any valid order describe every
+schedule the hardware could take. That is what lets us refuse deadlocks and early FINISHes
+instead of spinning like the reference, and find races without trying schedules.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from vta.errors import DeadlockError, EarlyFinishError, MissingFinishError, ProgramError
+from vta.isa import COMPUTE_MODULE, LOAD_MODULE, MODULES, OP_FINISH, STORE_MODULE, DecodedStream
+
+__all__ = ["Schedule", "schedule", "QUEUE_NAMES"]
+
+L2G, G2L, G2S, S2G = range(4)
+QUEUE_NAMES = ("l2g (load->compute)", "g2l (compute->load)", "g2s (compute->store)", "s2g (store->compute)")
+# Per module: queue popped by pop_prev / pop_next, pushed by push_prev / push_next (None: illegal).
+_POPS = {LOAD_MODULE: (None, G2L), COMPUTE_MODULE: (L2G, S2G), STORE_MODULE: (G2S, None)}
+_PUSHES = {LOAD_MODULE: (None, L2G), COMPUTE_MODULE: (G2L, G2S), STORE_MODULE: (S2G, None)}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A valid order and, per instruction, its module sequence number and vector clock.
+
+    Instruction a happens before b exactly when ``seq[a] <= vc[b, module[a]]``.
+    """
+
+    order: np.ndarray  # instruction indices in execution order (blocked ones left out)
+    seq: np.ndarray  # 1-based position of each instruction in its module's queue
+    vc: np.ndarray  # (n, 3) vector clocks
+    module: np.ndarray
+    problem: ProgramError | None  # deadlock / missing or early FINISH / leftover tokens, raised by check()
+
+    def check(self) -> None:
+        """Raise the termination defect, if any; called after the data checks, which take priority."""
+        if self.problem is not None:
+            raise self.problem
+
+
+def _flags(s: DecodedStream, i: int, m: int) -> tuple[list[int], list[int]]:
+    mem = s.mem
+    pops = [q for q, f in zip(_POPS[m], ("pop_prev_dep", "pop_next_dep")) if q is not None and mem[f][i]]
+    pushes = [q for q, f in zip(_PUSHES[m], ("push_prev_dep", "push_next_dep")) if q is not None and mem[f][i]]
+    return pops, pushes
+
+
+def schedule(s: DecodedStream) -> Schedule:
+    """Order the stream by tokens, noting (not raising) any termination defect; fields are pre-checked."""
+    n = s.count
+    finishes = np.flatnonzero(s.opcode == OP_FINISH)
+    module = s.module
+    queues = [np.flatnonzero(module == m).tolist() for m in range(3)]
+    flags = [_flags(s, i, int(module[i])) for i in range(n)]
+    tokens: list[deque[tuple[int, int, int]]] = [deque() for _ in range(4)]
+    heads, clock = [0, 0, 0], [(0, 0, 0)] * 3
+    seq = np.zeros(n, dtype=np.int64)
+    vc = np.zeros((n, 3), dtype=np.int64)
+    order: list[int] = []
+    progress = True
+    while progress:
+        progress = False
+        for m in range(3):
+            q = queues[m]
+            while heads[m] < len(q):
+                i = q[heads[m]]
+                pops, pushes = flags[i]
+                if any(not tokens[p] for p in pops):
+                    break
+                c = list(clock[m])
+                for p in pops:
+                    c = [max(a, b) for a, b in zip(c, tokens[p].popleft())]
+                c[m] = heads[m] + 1
+                clock[m] = tuple(c)
+                seq[i], vc[i] = c[m], c
+                order.append(i)
+                for p in pushes:
+                    tokens[p].append(clock[m])
+                heads[m] += 1
+                progress = True
+    done = np.zeros(n, dtype=bool)
+    done[order] = True
+    problem = _termination_problem(s, queues, heads, tokens, done, finishes, vc)
+    return Schedule(np.asarray(order, dtype=np.int64), seq, vc, module, problem)
+
+
+def _termination_problem(s, queues, heads, tokens, done, finishes, vc) -> ProgramError | None:  # noqa: ANN001
+    if len(finishes) == 0:
+        return MissingFinishError(f"the stream of {s.count} instruction(s) has no FINISH, so the run can never complete")
+    ran_finish = [int(f) for f in finishes if done[f]]
+    blocked = [(m, queues[m][heads[m]]) for m in range(3) if heads[m] < len(queues[m])]
+    if blocked:
+        m, i = blocked[0]
+        pops, _ = _flags(s, i, m)
+        waits = " and ".join(QUEUE_NAMES[p] for p in pops if not tokens[p])
+        what = f"waits for a token on {waits} that is never pushed"
+        if ran_finish:
+            return EarlyFinishError(
+                f"FINISH (instruction {ran_finish[0]}) runs while instruction {i} ({MODULES[m]}) {what}; "
+                "that instruction would never execute", index=ran_finish[0], module="compute")
+        return DeadlockError(f"{what}; {sum(len(q) - h for q, h in zip(queues, heads))} instruction(s) can never run",
+                            index=i, module=MODULES[m])
+    totals = [len(q) for q in queues]
+    for f in finishes:
+        late = [m for m in range(3) if vc[f, m] < totals[m]]
+        if late:
+            m = late[0]
+            j = queues[m][int(vc[f, m])]
+            return EarlyFinishError(
+                f"instruction {j} ({MODULES[m]}) is not ordered before FINISH (instruction {int(f)}): no token chain "
+                "makes FINISH wait for it, so it can run after the device reports done",
+                index=int(f), module="compute")
+    left = [(q, len(t)) for q, t in enumerate(tokens) if t]
+    if left:
+        text = ", ".join(f"{k} on {QUEUE_NAMES[q]}" for q, k in left)
+        return DeadlockError(
+            f"dependency tokens left over after FINISH: {text}; pushes and pops must balance, otherwise the stale "
+            "tokens stay in the hardware FIFOs and release a later run's instructions too early")
+    return None
