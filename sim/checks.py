@@ -5,8 +5,9 @@ token queue: INP/WGT are written by load and read by compute, ACC is written by 
 and read by store. So per entry we keep the sequence number of its last foreign-relevant
 write and read, and an access is ordered when the accessing instruction's vector clock
 covers them (see :mod:`vta.sim.scheduler`). DRAM conflicts (STORE writes against LOAD
-reads) are checked on byte intervals. This finds every race of the program, whatever the
-interleaving, at the cost of a few numpy max() calls per instruction.
+reads) are static and checked once per program in :mod:`vta.sim.program`. This finds every
+race of the program, whatever the interleaving, at the cost of a few numpy max() calls per
+instruction.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from vta.errors import DramOutOfBoundsError, RaceError, SramOutOfBoundsError, Un
 from vta.isa import COMPUTE_MODULE, LOAD_MODULE, MODULES, STORE_MODULE
 from vta.sim.scheduler import Schedule
 
-__all__ = ["Index", "AccessTracker", "as_index", "DramSpan"]
+__all__ = ["Index", "AccessTracker", "as_index", "DramSpan", "dram_oob", "describe"]
 
 Index = slice | np.ndarray
 
@@ -67,37 +68,6 @@ class DramSpan:
         return bool((hit_prev | hit_next).any())
 
 
-class _Records:
-    """Growable arrays of DRAM accesses: module sequence number, span bounds and the span."""
-
-    def __init__(self) -> None:
-        self.seq: list[int] = []
-        self.module: list[int] = []
-        self.lo: list[int] = []
-        self.hi: list[int] = []
-        self.spans: list[DramSpan] = []
-        self.index: list[int] = []
-
-    def add(self, index: int, module: int, seq: int, span: DramSpan) -> None:
-        self.index.append(index)
-        self.module.append(module)
-        self.seq.append(seq)
-        self.lo.append(span.start)
-        self.hi.append(span.end)
-        self.spans.append(span)
-
-    def unordered_overlaps(self, vc: np.ndarray, span: DramSpan) -> int | None:
-        """Instruction index of the first recorded access not ordered before ``vc`` that overlaps ``span``."""
-        if not self.seq:
-            return None
-        seq, mod = np.asarray(self.seq), np.asarray(self.module)
-        cand = (seq > vc[mod]) & (np.asarray(self.lo) < span.end) & (np.asarray(self.hi) > span.start)
-        for k in np.flatnonzero(cand):
-            if self.spans[k].overlaps(span):
-                return self.index[k]
-        return None
-
-
 class AccessTracker:
     """Per-run bookkeeping of who wrote and read every SRAM entry and DRAM byte range."""
 
@@ -107,8 +77,6 @@ class AccessTracker:
         self.uop_written = np.zeros(depths["uop"], dtype=bool)
         self.last_write = {b: np.zeros(depths[b], dtype=np.int64) for b in SIDES}
         self.last_read = {b: np.zeros(depths[b], dtype=np.int64) for b in SIDES}
-        self.dram_writes = _Records()
-        self.dram_reads = _Records()
         self._by_seq = [np.flatnonzero(sched.module == m) for m in range(3)]
         # Reads of unwritten memory are reported after races and termination defects (the order the
         # golden vectors classify by), so the first one is kept here instead of raised at once.
@@ -168,23 +136,8 @@ class AccessTracker:
                 f"{what} reads micro-op {first}, which no LOAD UOP wrote before it in this run", index=i,
                 module="compute"))
 
-    # --- DRAM -----------------------------------------------------------------------------
-    def dram_read(self, span: DramSpan, i: int, what: str) -> None:
-        j = self.dram_writes.unordered_overlaps(self.sched.vc[i], span)
-        if j is not None:
-            raise RaceError(f"{what} reads DRAM bytes that STORE instruction {j} writes, with no dependency token "
-                            "ordering the two", index=i, module=MODULES[int(self.sched.module[i])])
-        self.dram_reads.add(i, int(self.sched.module[i]), int(self.sched.seq[i]), span)
 
-    def dram_write(self, span: DramSpan, i: int, what: str) -> None:
-        j = self.dram_reads.unordered_overlaps(self.sched.vc[i], span)
-        if j is not None:
-            raise RaceError(f"{what} overwrites DRAM bytes that instruction {j} ({MODULES[int(self.sched.module[j])]}) "
-                            "reads, with no dependency token ordering the two", index=i, module="store")
-        self.dram_writes.add(i, STORE_MODULE, int(self.sched.seq[i]), span)
-
-
-def dram_oob(span: DramSpan, i: int, module: str, what: str) -> DramOutOfBoundsError:
+def dram_oob(span: DramSpan, i: int | None, module: str, what: str) -> DramOutOfBoundsError:
     return DramOutOfBoundsError(
         f"{what} touches DRAM bytes 0x{span.start:x}..0x{span.end - 1:x}, which are not inside one live buffer of "
         "this program", index=i, module=module)

@@ -31,7 +31,7 @@ EXACT_TERMS = 1 << 10  # float32 sums of int8 products stay exact up to this man
 class _Group:
     inp: np.ndarray  # (r, k) INP entries forming the left matrix rows
     wgt: np.ndarray  # (p, k) WGT entry sequence of each of p weight patterns
-    acc: np.ndarray  # (p, r) accumulator entry of each output row per pattern
+    acc: Index  # accumulator entries of the (p, r) outputs, a slice when contiguous
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,7 @@ class GemmPlan:
 
 @dataclass(frozen=True)
 class AluPlan:
-    dst: np.ndarray
-    src: np.ndarray
-    chunks: tuple[tuple[int, int], ...]  # [start, stop) runs of tuples with no dependence inside
+    chunks: tuple[tuple[Index, Index], ...]  # (dst, src) of program-order runs with no dependence inside
     read_set: Index
     write_set: Index
 
@@ -62,6 +60,13 @@ def _tuples(f: dict[str, int], uops: np.ndarray, isa_uop: object) -> tuple[np.nd
     s = (src[None, None, :] + io * f["src_factor_out"] + ii * f["src_factor_in"]).ravel()
     w = (wgt[None, None, :] + io * f.get("wgt_factor_out", 0) + ii * f.get("wgt_factor_in", 0)).ravel()
     return a, s, w
+
+
+def _entries(idx: np.ndarray, depth: int) -> Index:
+    """Sorted distinct SRAM entries of ``idx`` (already bounds-checked) via a bitmap, cheaper than np.unique."""
+    seen = np.zeros(depth, dtype=bool)
+    seen[idx] = True
+    return as_index(np.flatnonzero(seen))
 
 
 def _bounds(name: str, idx: np.ndarray, depth: int, f: dict[str, int], i: int, what: str, field: str) -> None:
@@ -91,10 +96,18 @@ def _group_gemm(acc: np.ndarray, inp: np.ndarray, wgt: np.ndarray, max_k: int) -
     for p, rows in enumerate(rows_of):
         merged.setdefault(inp_m[rows].tobytes() + len(rows).to_bytes(8, "little"), []).append(p)
     groups = tuple(
-        _Group(inp_m[rows_of[ps[0]]], patterns[ps], np.stack([uniq[rows_of[p]] for p in ps]))
+        _Group(inp_m[rows_of[ps[0]]], patterns[ps], _flat_index(np.stack([uniq[rows_of[p]] for p in ps])))
         for ps in merged.values()
     )
     return groups, None
+
+
+def _flat_index(idx: np.ndarray) -> Index:
+    """A slice when the entries, in row-major order, are one increasing contiguous run."""
+    flat = idx.ravel()
+    if len(flat) and (np.diff(flat) == 1).all():
+        return slice(int(flat[0]), int(flat[-1]) + 1)
+    return flat
 
 
 class PlanCache:
@@ -134,12 +147,12 @@ class PlanCache:
         what = "GEMM" + (" reset" if f["reset_reg"] else "")
         _bounds("ACC", acc, env.ACC_BUFF_DEPTH, f, i, what, "acc")
         if f["reset_reg"]:
-            return GemmPlan(True, as_index(np.unique(acc)), None, None, (), None)
+            return GemmPlan(True, _entries(acc, env.ACC_BUFF_DEPTH), None, None, (), None)
         _bounds("INP", inp, env.INP_BUFF_DEPTH, f, i, what, "inp")
         _bounds("WGT", wgt, env.WGT_BUFF_DEPTH, f, i, what, "wgt")
         groups, scatter = _group_gemm(acc, inp, wgt, EXACT_TERMS // env.BLOCK_IN)
-        return GemmPlan(False, as_index(np.unique(acc)), as_index(np.unique(inp)), as_index(np.unique(wgt)),
-                        groups, scatter)
+        return GemmPlan(False, _entries(acc, env.ACC_BUFF_DEPTH), _entries(inp, env.INP_BUFF_DEPTH),
+                        _entries(wgt, env.WGT_BUFF_DEPTH), groups, scatter)
 
     def _build_alu(self, f: dict[str, int], uops: np.ndarray, i: int) -> AluPlan:
         env = self.env
@@ -148,8 +161,9 @@ class PlanCache:
         _bounds("ACC", dst, env.ACC_BUFF_DEPTH, f, i, what, "dst")
         _bounds("ACC", src, env.ACC_BUFF_DEPTH, f, i, what, "src")  # checked even with use_imm, as the reference
         reads = dst if f["use_imm"] else np.concatenate([dst, src])
-        return AluPlan(dst, src, _independent_chunks(dst, src, bool(f["use_imm"])),
-                       as_index(np.unique(reads)), as_index(np.unique(dst)))
+        chunks = tuple((_flat_index(dst[lo:hi]), _flat_index(src[lo:hi]))
+                       for lo, hi in _independent_chunks(dst, src, bool(f["use_imm"])))
+        return AluPlan(chunks, _entries(reads, env.ACC_BUFF_DEPTH), _entries(dst, env.ACC_BUFF_DEPTH))
 
 
 def _independent_chunks(dst: np.ndarray, src: np.ndarray, use_imm: bool) -> tuple[tuple[int, int], ...]:
@@ -186,11 +200,10 @@ def run_gemm(plan: GemmPlan, sram: Sram) -> None:
     for g in plan.groups:
         r, k = g.inp.shape
         p = len(g.wgt)
-        x = sram.inp[g.inp]  # (r, k, b, bi)
+        x = np.take(sram.inp, g.inp, axis=0)  # (r, k, b, bi): an im2col of the SRAM rows
         x = x.reshape(r, k * x.shape[3]) if b == 1 else x.transpose(0, 2, 1, 3).reshape(r * b, -1)
-        w = sram.wgt_t[g.wgt].transpose(1, 2, 0, 3).reshape(x.shape[1], p * bo)
-        out = (x @ w).reshape(r, b, p, bo).transpose(2, 0, 1, 3)
-        acc[g.acc] += out.astype(np.int32)
+        w = np.take(sram.wgt_t, g.wgt, axis=0).reshape(p, x.shape[1], bo)  # one matrix per weight pattern
+        acc[g.acc] += np.matmul(x, w).astype(np.int32).reshape(p * r, b, bo)
     if plan.scatter is not None:
         uniq, pos, inp, wgt = plan.scatter
         prod = np.einsum("nbk,nko->nbo", sram.inp[inp], sram.wgt_t[wgt]).astype(np.int64)
@@ -199,8 +212,13 @@ def run_gemm(plan: GemmPlan, sram: Sram) -> None:
         acc[uniq] += (total & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
 
 
-def _shift(a: np.ndarray, amount: np.ndarray | int) -> np.ndarray:
+def _shift(a: np.ndarray, amount: np.ndarray | np.int32) -> np.ndarray:
     """SHR: arithmetic right shift, negative amounts shift left (mod 2^32); |amount| >= 32 saturates."""
+    if np.ndim(amount) == 0:
+        k = int(amount)
+        if k >= 0:
+            return a >> min(k, 31)
+        return ((a.astype(np.int64) << min(-k, 63)) & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
     amt = np.asarray(amount, dtype=np.int64)
     right = a >> np.clip(amt, 0, 31).astype(np.int32)
     left = ((a.astype(np.int64) << np.clip(-amt, 0, 63)) & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
@@ -224,7 +242,5 @@ def run_alu(plan: AluPlan, f: dict[str, int], sram: Sram) -> None:
     acc = sram.acc
     op, imm = f["alu_opcode"], np.int32(f["imm"])
     with np.errstate(over="ignore"):
-        for lo, hi in plan.chunks:
-            d = plan.dst[lo:hi]
-            b = imm if f["use_imm"] else acc[plan.src[lo:hi]]
-            acc[d] = _apply(op, acc[d], b)
+        for d, s in plan.chunks:
+            acc[d] = _apply(op, acc[d], imm if f["use_imm"] else acc[s])

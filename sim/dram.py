@@ -49,6 +49,7 @@ class Dram:
         self._next_slot = 0
         self._free: dict[int, list[int]] = {}  # page count -> free slot starts
         self._slot_pages: dict[int, int] = {}  # phys addr -> pages, for allocator-owned blocks
+        self.generation = 0  # bumped by every alloc/free, so cached address lookups know they are stale
 
     # --- allocation -----------------------------------------------------------------------
     def alloc(self, nbytes: int) -> DramBuffer:
@@ -86,8 +87,18 @@ class Dram:
             raise BackendError(f"cannot place {nbytes} bytes at 0x{phys_addr:x}: overlaps a live block")
         return self._insert(phys_addr, size, nbytes)
 
+    def adopt(self, phys_addr: int, data: np.ndarray) -> DramBuffer:
+        """Track memory owned elsewhere (a board's DMA buffer) at its physical address, without copying."""
+        if data.dtype != np.uint8 or data.ndim != 1:
+            raise BackendError(f"adopted DRAM must be a 1-D uint8 array, got {data.dtype} with shape {data.shape}")
+        self.alloc_at(phys_addr, len(data))
+        i = self._starts.index(phys_addr)
+        self._blocks[i].data = data
+        return self._blocks[i]
+
     def _insert(self, phys: int, size: int, nbytes: int) -> DramBuffer:
         buf = DramBuffer(phys, nbytes, np.zeros(size, dtype=np.uint8)[:nbytes])
+        self.generation += 1
         i = bisect.bisect_right(self._starts, phys)
         self._starts.insert(i, phys)
         self._blocks.insert(i, buf)
@@ -99,6 +110,7 @@ class Dram:
         i = self._starts.index(buf.phys_addr)
         del self._starts[i], self._blocks[i]
         buf.alive = False
+        self.generation += 1
         pages = self._slot_pages.pop(buf.phys_addr, None)
         if pages is not None:
             self._free.setdefault(pages, []).append(buf.phys_addr // PAGE_BYTES - 1)
