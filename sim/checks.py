@@ -20,7 +20,7 @@ from vta.errors import DramOutOfBoundsError, RaceError, SramOutOfBoundsError, Un
 from vta.isa import COMPUTE_MODULE, LOAD_MODULE, MODULES, STORE_MODULE
 from vta.sim.scheduler import Schedule
 
-__all__ = ["Index", "AccessTracker", "as_index", "DramSpan", "dram_oob", "describe"]
+__all__ = ["AccessTracker", "DramSpan", "Index", "as_index", "describe", "dram_oob"]
 
 Index = slice | np.ndarray
 

@@ -19,10 +19,10 @@ import numpy as np
 from vta.config import Environment
 from vta.errors import SramOutOfBoundsError
 from vta.isa import ALU_ADD, ALU_MAX, ALU_MIN, ALU_MUL, ALU_NAMES, ALU_SHR, get_isa
-from vta.sim.checks import AccessTracker, Index, as_index
+from vta.sim.checks import Index, as_index
 from vta.sim.sram import Sram
 
-__all__ = ["PlanCache", "run_gemm", "run_alu"]
+__all__ = ["PlanCache", "run_alu", "run_gemm"]
 
 EXACT_TERMS = 1 << 10  # float32 sums of int8 products stay exact up to this many terms
 

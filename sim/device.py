@@ -30,7 +30,7 @@ from vta.sim.scheduler import Schedule
 from vta.sim.sram import Sram
 from vta.sim.store import UndoLog, rollback, store_step
 
-__all__ = ["SimDevice", "RunResult", "COUNTER_NAMES"]
+__all__ = ["COUNTER_NAMES", "RunResult", "SimDevice"]
 
 COUNTER_NAMES = ("inp_load_nbytes", "wgt_load_nbytes", "acc_load_nbytes", "uop_load_nbytes",
                  "out_store_nbytes", "gemm_counter", "alu_counter")

@@ -15,7 +15,7 @@ import numpy as np
 
 from vta.errors import BackendError
 
-__all__ = ["Dram", "DramBuffer", "PAGE_BYTES"]
+__all__ = ["PAGE_BYTES", "Dram", "DramBuffer"]
 
 PAGE_BYTES = 4096
 ADDRESS_LIMIT = 1 << 32
@@ -46,31 +46,47 @@ class Dram:
     def __init__(self) -> None:
         self._starts: list[int] = []
         self._blocks: list[DramBuffer] = []
+        self._reserved: dict[int, int] = {}  # phys addr -> page-rounded bytes the block occupies
         self._next_slot = 0
         self._free: dict[int, list[int]] = {}  # page count -> free slot starts
-        self._slot_pages: dict[int, int] = {}  # phys addr -> pages, for allocator-owned blocks
+        self._owned: dict[int, int] = {}  # phys addr -> pages, for blocks from alloc()
         self.generation = 0  # bumped by every alloc/free, so cached address lookups know they are stale
 
     # --- allocation -----------------------------------------------------------------------
     def alloc(self, nbytes: int) -> DramBuffer:
         """Allocate ``nbytes`` (rounded up to pages) with the reference's placement rule."""
-        if not isinstance(nbytes, (int, np.integer)) or nbytes <= 0:
+        if not isinstance(nbytes, (int, np.integer)) or isinstance(nbytes, bool) or nbytes <= 0:
             raise BackendError(f"DRAM allocation size must be a positive integer, got {nbytes!r}")
         pages = -(-int(nbytes) // PAGE_BYTES)
-        fits = [n for n in self._free if n >= pages and self._free[n]]
-        if fits:
-            n = min(fits)
-            slot = self._free[n].pop()
-            pages = n
+        reused = self._reuse(pages)
+        if reused is not None:
+            slot, pages = reused
         else:
             slot = self._next_slot
-            self._next_slot += pages
+            while (hit := self._overlap((slot + 1) * PAGE_BYTES, pages * PAGE_BYTES)) is not None:
+                slot = (hit.phys_addr + self._reserved[hit.phys_addr]) // PAGE_BYTES - 1  # skip fixed blocks
+            self._next_slot = slot + pages
         phys = (slot + 1) * PAGE_BYTES
         if phys + pages * PAGE_BYTES > ADDRESS_LIMIT:
             raise BackendError(f"simulated DRAM exhausted: cannot place {nbytes} bytes below 4 GiB")
-        buf = self._insert(phys, pages * PAGE_BYTES, nbytes)
-        self._slot_pages[phys] = pages
+        buf = self._insert(phys, pages * PAGE_BYTES, int(nbytes))
+        self._owned[phys] = pages
         return buf
+
+    def _reuse(self, pages: int) -> tuple[int, int] | None:
+        """(slot, pages) of the smallest free block that fits and that nothing has since been placed over."""
+        for n in sorted(k for k, slots in self._free.items() if k >= pages and slots):
+            while self._free[n]:
+                slot = self._free[n].pop()
+                if self._overlap((slot + 1) * PAGE_BYTES, n * PAGE_BYTES) is None:
+                    return slot, n
+        return None
+
+    def _overlap(self, phys: int, size: int) -> DramBuffer | None:
+        i = bisect.bisect_left(self._starts, phys + size) - 1
+        if i >= 0 and self._starts[i] + self._reserved[self._starts[i]] > phys:
+            return self._blocks[i]
+        return None
 
     def alloc_at(self, phys_addr: int, nbytes: int) -> DramBuffer:
         """Place a block at a fixed page-aligned address (golden vectors cannot be relocated)."""
@@ -80,10 +96,7 @@ class Dram:
                 "with the block below 4 GiB"
             )
         size = -(-nbytes // PAGE_BYTES) * PAGE_BYTES
-        i = bisect.bisect_right(self._starts, phys_addr)
-        prev_overlaps = i > 0 and self._blocks[i - 1].phys_addr + len(self._blocks[i - 1].data) > phys_addr
-        next_overlaps = i < len(self._starts) and self._starts[i] < phys_addr + size
-        if prev_overlaps or next_overlaps:
+        if self._overlap(phys_addr, size) is not None:
             raise BackendError(f"cannot place {nbytes} bytes at 0x{phys_addr:x}: overlaps a live block")
         return self._insert(phys_addr, size, nbytes)
 
@@ -91,27 +104,27 @@ class Dram:
         """Track memory owned elsewhere (a board's DMA buffer) at its physical address, without copying."""
         if data.dtype != np.uint8 or data.ndim != 1:
             raise BackendError(f"adopted DRAM must be a 1-D uint8 array, got {data.dtype} with shape {data.shape}")
-        self.alloc_at(phys_addr, len(data))
-        i = self._starts.index(phys_addr)
-        self._blocks[i].data = data
-        return self._blocks[i]
+        buf = self.alloc_at(phys_addr, len(data))
+        buf.data = data
+        return buf
 
     def _insert(self, phys: int, size: int, nbytes: int) -> DramBuffer:
-        buf = DramBuffer(phys, nbytes, np.zeros(size, dtype=np.uint8)[:nbytes])
-        self.generation += 1
+        buf = DramBuffer(phys, nbytes, np.zeros(nbytes, dtype=np.uint8))
         i = bisect.bisect_right(self._starts, phys)
         self._starts.insert(i, phys)
         self._blocks.insert(i, buf)
+        self._reserved[phys] = size
+        self.generation += 1
         return buf
 
     def free(self, buf: DramBuffer) -> None:
         if not buf.alive:
             raise BackendError(f"DRAM block at 0x{buf.phys_addr:x} was already freed")
         i = self._starts.index(buf.phys_addr)
-        del self._starts[i], self._blocks[i]
+        del self._starts[i], self._blocks[i], self._reserved[buf.phys_addr]
         buf.alive = False
         self.generation += 1
-        pages = self._slot_pages.pop(buf.phys_addr, None)
+        pages = self._owned.pop(buf.phys_addr, None)
         if pages is not None:
             self._free.setdefault(pages, []).append(buf.phys_addr // PAGE_BYTES - 1)
 

@@ -11,8 +11,22 @@ import numpy as np
 from vta.config import Environment
 from vta.errors import BadMemoryTypeError, IllegalDepFlagError, MalformedInsnError, ProgramError, UnknownOpcodeError
 from vta.isa import (
-    ALU_NAMES, LOAD_MODULE, MEM_ACC, MEM_ACC_8BIT, MEM_INP, MEM_NAMES, MEM_OUT, MEM_UOP, MEM_WGT, MODULES, OP_ALU,
-    OP_GEMM, OP_LOAD, OP_STORE, STORE_MODULE, DecodedStream,
+    ALU_NAMES,
+    LOAD_MODULE,
+    MEM_ACC,
+    MEM_ACC_8BIT,
+    MEM_INP,
+    MEM_NAMES,
+    MEM_OUT,
+    MEM_UOP,
+    MEM_WGT,
+    MODULES,
+    OP_ALU,
+    OP_GEMM,
+    OP_LOAD,
+    OP_STORE,
+    STORE_MODULE,
+    DecodedStream,
 )
 
 __all__ = ["check_fields"]

@@ -18,7 +18,7 @@ from vta.sim.dram import DramBuffer
 from vta.sim.program import Dma
 from vta.sim.sram import Sram
 
-__all__ = ["load_step", "dram_rows"]
+__all__ = ["dram_rows", "load_step"]
 
 Step = Callable[[list | None], None]
 

@@ -14,7 +14,16 @@ import numpy as np
 from vta.config import Environment
 from vta.errors import DramOutOfBoundsError, RaceError, SramOutOfBoundsError
 from vta.isa import (
-    MEM_ACC, MEM_ACC_8BIT, MEM_INP, MEM_NAMES, MEM_UOP, MEM_WGT, MODULES, OP_LOAD, OP_STORE, STORE_MODULE,
+    MEM_ACC,
+    MEM_ACC_8BIT,
+    MEM_INP,
+    MEM_NAMES,
+    MEM_UOP,
+    MEM_WGT,
+    MODULES,
+    OP_LOAD,
+    OP_STORE,
+    STORE_MODULE,
     DecodedStream,
 )
 from vta.sim.checks import DramSpan

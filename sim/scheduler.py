@@ -17,7 +17,7 @@ import numpy as np
 from vta.errors import DeadlockError, EarlyFinishError, MissingFinishError, ProgramError
 from vta.isa import COMPUTE_MODULE, LOAD_MODULE, MODULES, OP_FINISH, STORE_MODULE, DecodedStream
 
-__all__ = ["Schedule", "schedule", "QUEUE_NAMES"]
+__all__ = ["QUEUE_NAMES", "Schedule", "schedule"]
 
 L2G, G2L, G2S, S2G = range(4)
 QUEUE_NAMES = ("l2g (load->compute)", "g2l (compute->load)", "g2s (compute->store)", "s2g (store->compute)")
@@ -91,9 +91,10 @@ def schedule(s: DecodedStream) -> Schedule:
     return Schedule(np.asarray(order, dtype=np.int64), seq, vc, module, problem)
 
 
-def _termination_problem(s, queues, heads, tokens, done, finishes, vc) -> ProgramError | None:  # noqa: ANN001
+def _termination_problem(s, queues, heads, tokens, done, finishes, vc) -> ProgramError | None:
     if len(finishes) == 0:
-        return MissingFinishError(f"the stream of {s.count} instruction(s) has no FINISH, so the run can never complete")
+        return MissingFinishError(
+            f"the stream of {s.count} instruction(s) has no FINISH, so the run can never complete")
     ran_finish = [int(f) for f in finishes if done[f]]
     blocked = [(m, queues[m][heads[m]]) for m in range(3) if heads[m] < len(queues[m])]
     if blocked:

@@ -15,7 +15,7 @@ from vta.sim.load import dram_rows
 from vta.sim.program import Dma
 from vta.sim.sram import Sram
 
-__all__ = ["store_step", "rollback"]
+__all__ = ["rollback", "store_step"]
 
 UndoLog = list[tuple[np.ndarray, np.ndarray]]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from vta.errors import ConfigError
 
-__all__ = ["Environment", "get_env", "load_config", "default_config_path", "TARGETS", "HW_VERSIONS"]
+__all__ = ["HW_VERSIONS", "TARGETS", "Environment", "default_config_path", "get_env", "load_config"]
 
 TARGETS = ("sim", "pynq", "ultra96", "zcu104", "de10nano", "intelfocl", "tsim")
 HW_VERSIONS = ("0.0.1", "0.0.2")
@@ -96,8 +96,8 @@ class Environment:
             log_depth = getattr(self, f"LOG_{name}_BUFF_DEPTH")
             if not 0 <= log_depth <= 16:
                 raise ConfigError(
-                    f"LOG_{name}_BUFF_SIZE={getattr(self, f'LOG_{name}_BUFF_SIZE')} gives a "
-                    f"{name} buffer of 2^{log_depth} entries; allowed: 1 to 2^16 entries "
+                    f"LOG_{name}_BUFF_SIZE={getattr(self, f'LOG_{name}_BUFF_SIZE')} gives the "
+                    f"{name} buffer 2^{log_depth} entries; allowed: 1 to 2^16 entries "
                     "(the sram_base field is 16 bits)"
                 )
         uop_bits = self.UOP_DST_BITS + self.UOP_SRC_BITS + self.UOP_WGT_BITS
@@ -117,13 +117,15 @@ class Environment:
     def from_dict(cls, cfg: Mapping[str, Any], source: str = "config") -> Environment:
         """Build from the 10 keys; unknown or missing keys raise ConfigError naming them."""
         if not isinstance(cfg, Mapping):
-            raise ConfigError(f"{source}: expected a JSON object with keys {', '.join(KEYS)}, got {type(cfg).__name__}")
+            raise ConfigError(
+                f"{source}: expected a JSON object with keys {', '.join(KEYS)}, got {type(cfg).__name__}")
         missing = [k for k in KEYS if k not in cfg]
         unknown = [k for k in cfg if k not in KEYS]
         if missing:
             raise ConfigError(f"{source}: missing key(s) {', '.join(missing)}; required keys: {', '.join(KEYS)}")
         if unknown:
-            raise ConfigError(f"{source}: unknown key(s) {', '.join(map(str, unknown))}; allowed keys: {', '.join(KEYS)}")
+            names = ", ".join(map(str, unknown))
+            raise ConfigError(f"{source}: unknown key(s) {names}; allowed keys: {', '.join(KEYS)}")
         return cls(**{k: cfg[k] for k in KEYS})
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,12 +7,31 @@ The eleven program-error classes carry the names used by the golden vectors
 from __future__ import annotations
 
 __all__ = [
-    "VTAError", "ConfigError", "EncodingError", "ScheduleError", "LoweringError",
-    "ProgramError", "DeadlockError", "MissingFinishError", "EarlyFinishError", "RaceError",
-    "UninitSramError", "SramOutOfBoundsError", "DramOutOfBoundsError", "MalformedInsnError",
-    "BadMemoryTypeError", "IllegalDepFlagError", "UnknownOpcodeError", "PROGRAM_ERRORS",
-    "DeviceError", "DeviceTimeout", "DeviceBusy", "BitstreamError", "BitstreamMismatch",
-    "RemoteError", "BackendError",
+    "PROGRAM_ERRORS",
+    "BackendError",
+    "BadMemoryTypeError",
+    "BitstreamError",
+    "BitstreamMismatch",
+    "ConfigError",
+    "DeadlockError",
+    "DeviceBusy",
+    "DeviceError",
+    "DeviceTimeout",
+    "DramOutOfBoundsError",
+    "EarlyFinishError",
+    "EncodingError",
+    "IllegalDepFlagError",
+    "LoweringError",
+    "MalformedInsnError",
+    "MissingFinishError",
+    "ProgramError",
+    "RaceError",
+    "RemoteError",
+    "ScheduleError",
+    "SramOutOfBoundsError",
+    "UninitSramError",
+    "UnknownOpcodeError",
+    "VTAError",
 ]
 
 

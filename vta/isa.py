@@ -17,12 +17,45 @@ from vta.config import Environment, get_env
 from vta.errors import ConfigError, EncodingError
 
 __all__ = [
-    "OP_LOAD", "OP_STORE", "OP_GEMM", "OP_FINISH", "OP_ALU", "OPCODE_NAMES",
-    "MEM_UOP", "MEM_WGT", "MEM_INP", "MEM_ACC", "MEM_OUT", "MEM_ACC_8BIT", "MEM_NAMES",
-    "ALU_MIN", "ALU_MAX", "ALU_ADD", "ALU_SHR", "ALU_MUL", "ALU_NAMES",
-    "Field", "Layout", "ISA", "get_isa", "MemInsn", "GemmInsn", "AluInsn", "FinishInsn", "RawInsn",
-    "Insn", "Uop", "encode_insn", "decode_insn", "encode_stream", "DecodedStream", "module_of",
-    "LOAD_MODULE", "COMPUTE_MODULE", "STORE_MODULE", "MODULES",
+    "ALU_ADD",
+    "ALU_MAX",
+    "ALU_MIN",
+    "ALU_MUL",
+    "ALU_NAMES",
+    "ALU_SHR",
+    "COMPUTE_MODULE",
+    "ISA",
+    "LOAD_MODULE",
+    "MEM_ACC",
+    "MEM_ACC_8BIT",
+    "MEM_INP",
+    "MEM_NAMES",
+    "MEM_OUT",
+    "MEM_UOP",
+    "MEM_WGT",
+    "MODULES",
+    "OPCODE_NAMES",
+    "OP_ALU",
+    "OP_FINISH",
+    "OP_GEMM",
+    "OP_LOAD",
+    "OP_STORE",
+    "STORE_MODULE",
+    "AluInsn",
+    "DecodedStream",
+    "Field",
+    "FinishInsn",
+    "GemmInsn",
+    "Insn",
+    "Layout",
+    "MemInsn",
+    "RawInsn",
+    "Uop",
+    "decode_insn",
+    "encode_insn",
+    "encode_stream",
+    "get_isa",
+    "module_of",
 ]
 
 OP_LOAD, OP_STORE, OP_GEMM, OP_FINISH, OP_ALU = 0, 1, 2, 3, 4
@@ -122,7 +155,7 @@ class ISA:
 
     def __init__(self, env: Environment):
         self.env = env
-        deps = [("opcode", 3, False)] + [(d, 1, False) for d in DEP_FIELDS]
+        deps = [("opcode", 3, False), *((d, 1, False) for d in DEP_FIELDS)]
         self.mem = Layout.build("LOAD/STORE", deps + [
             ("memory_type", env.MEMOP_ID_BITS, False), ("sram_base", 16, False),
             ("dram_base", 32, False), ("y_size", 16, False), ("x_size", 16, False),
@@ -269,10 +302,11 @@ class RawInsn(_InsnBase):
     """An instruction with an undefined opcode (5..7), kept with its raw bits."""
 
     opcode: int = 5
-    bits: int = 0
+    bits: int = 0  # all 128 bits; the opcode and flag fields above take precedence over bits 0..6
 
     def encode(self, env: Environment | None = None) -> bytes:
-        return self.bits.to_bytes(16, "little")
+        low = self.opcode | sum(getattr(self, d) << (3 + k) for k, d in enumerate(DEP_FIELDS))
+        return ((self.bits & ~0x7F) | low).to_bytes(16, "little")
 
 
 Insn = MemInsn | GemmInsn | FinishInsn | AluInsn | RawInsn

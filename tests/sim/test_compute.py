@@ -1,0 +1,139 @@
+"""GEMM and ALU kernels against the plain loop nests, through whole programs on the device."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.sim import reference
+from tests.sim.programs import load_uops, program, put
+from vta.isa import ALU_ADD, ALU_MAX, ALU_MIN, ALU_MUL, ALU_SHR, MEM_ACC, MEM_INP, MEM_WGT, AluInsn, GemmInsn, MemInsn
+from vta.sim.device import SimDevice
+
+RNG = np.random.default_rng(7)
+
+
+def fill(dev, mt, n, sram_base=0, values=None, push=False):
+    """LOAD n random entries of a memory type into SRAM; returns the instruction and the data."""
+    env = dev.env
+    shape = {MEM_INP: (n, env.BATCH, env.BLOCK_IN), MEM_WGT: (n, env.BLOCK_OUT, env.BLOCK_IN),
+             MEM_ACC: (n, env.BATCH, env.BLOCK_OUT)}[mt]
+    if values is None:
+        values = RNG.integers(-128, 128, shape, dtype=np.int8) if mt != MEM_ACC else \
+            RNG.integers(-2**31, 2**31, shape, dtype=np.int64).astype(np.int32)
+    buf = put(dev, values)
+    elem = values.nbytes // n
+    insn = MemInsn(memory_type=mt, sram_base=sram_base, dram_base=buf.phys_addr // elem, y_size=1, x_size=n,
+                   x_stride=n, push_next_dep=int(push))
+    return insn, values
+
+
+def gemm_case(dev, uops, f, n_inp=64, n_wgt=32, n_acc=128):
+    ld_inp, inp = fill(dev, MEM_INP, n_inp)
+    ld_wgt, wgt = fill(dev, MEM_WGT, n_wgt, push=True)
+    ld_acc, acc = fill(dev, MEM_ACC, n_acc)
+    insns = [ld_inp, ld_wgt, ld_acc, load_uops(dev, uops),
+             GemmInsn(pop_prev_dep=1, uop_bgn=0, uop_end=len(uops), **f)]
+    program(dev, insns).run()
+    return dev.sram.acc[:n_acc], reference.gemm(acc, inp, wgt, uops, f)
+
+
+def test_conv_like_gemm_uses_blas_groups(dev):
+    # 3 kernel rows x 4 output rows, loops over 8 output columns and 3 kernel columns: every acc entry
+    # receives 9 taps, the im2col shape the plan turns into batched matrix products.
+    uops = [(r * 8, (r + kh) * 10, kh) for kh in range(3) for r in range(4)]
+    f = dict(iter_out=8, iter_in=3, dst_factor_out=1, dst_factor_in=0, src_factor_out=1, src_factor_in=1,
+             wgt_factor_out=0, wgt_factor_in=3)
+    got, want = gemm_case(dev, uops, f)
+    np.testing.assert_array_equal(got, want)
+    plan = next(iter(dev.plans._plans.values()))
+    assert plan.groups and plan.scatter is None
+
+
+def test_uneven_gemm_takes_scatter_path(dev):
+    uops = [(0, 1, 2), (0, 3, 4), (5, 6, 7)]  # acc 0 gets two terms, acc 5 one
+    f = dict(iter_out=2, iter_in=2, dst_factor_out=7, dst_factor_in=1, src_factor_out=2, src_factor_in=3,
+             wgt_factor_out=1, wgt_factor_in=2)
+    got, want = gemm_case(dev, uops, f)
+    np.testing.assert_array_equal(got, want)
+    assert next(iter(dev.plans._plans.values())).scatter is not None
+
+
+def test_long_reduction_stays_exact(dev):
+    # 100 terms per accumulator (more than float32 keeps exact in one sum) with extreme values
+    uops = [(0, k % 64, k % 32) for k in range(100)]
+    values = np.full((64, 1, 16), -128, dtype=np.int8)
+    dev2 = SimDevice(dev.env)
+    ld_inp, inp = fill(dev2, MEM_INP, 64, values=values)
+    ld_wgt, wgt = fill(dev2, MEM_WGT, 32, values=np.full((32, 16, 16), -128, dtype=np.int8), push=True)
+    ld_acc, acc = fill(dev2, MEM_ACC, 4)
+    f = dict(iter_out=1, iter_in=1)
+    program(dev2, [ld_inp, ld_wgt, ld_acc, load_uops(dev2, uops), GemmInsn(pop_prev_dep=1, uop_end=100, **f)]).run()
+    full = dict(f, dst_factor_out=0, dst_factor_in=0, src_factor_out=0, src_factor_in=0, wgt_factor_out=0,
+                wgt_factor_in=0)
+    np.testing.assert_array_equal(dev2.sram.acc[:4], reference.gemm(acc, inp, wgt, uops, full))
+
+
+def test_reset_gemm_zeroes(dev):
+    uops = [(3, 0, 0), (9, 0, 0)]
+    f = dict(iter_out=2, iter_in=1, dst_factor_out=1, reset_reg=1)
+    got, want = gemm_case(dev, uops, f)
+    np.testing.assert_array_equal(got, want)
+    assert (got[[3, 4, 9, 10]] == 0).all() and dev.counters["gemm_counter"] == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_random_gemm_matches_loops(data):
+    dev = SimDevice()
+    nu = data.draw(st.integers(1, 6))
+    uops = [(data.draw(st.integers(0, 40)), data.draw(st.integers(0, 30)), data.draw(st.integers(0, 15)))
+            for _ in range(nu)]
+    f = {k: data.draw(st.integers(0, 4)) for k in ("dst_factor_out", "dst_factor_in", "src_factor_out",
+                                                      "src_factor_in", "wgt_factor_out", "wgt_factor_in")}
+    f.update(iter_out=data.draw(st.integers(0, 4)), iter_in=data.draw(st.integers(0, 4)))
+    got, want = gemm_case(dev, uops, f)
+    np.testing.assert_array_equal(got, want)
+
+
+def alu_case(dev, uops, f, n_acc=64, values=None):
+    ld_acc, acc = fill(dev, MEM_ACC, n_acc, values=values)
+    program(dev, [ld_acc, load_uops(dev, uops), AluInsn(uop_bgn=0, uop_end=len(uops), **f)]).run()
+    return dev.sram.acc[:n_acc], reference.alu(acc, uops, f)
+
+
+@pytest.mark.parametrize("op", [ALU_MIN, ALU_MAX, ALU_ADD, ALU_SHR, ALU_MUL])
+@pytest.mark.parametrize("use_imm,imm", [(0, 0), (1, -7), (1, 13), (1, -32768), (1, 32767)])
+def test_alu_ops(dev, op, use_imm, imm):
+    values = None
+    if op == ALU_SHR and not use_imm:
+        values = RNG.integers(-40, 40, (64, 1, 16)).astype(np.int32)  # shift amounts, incl. |b| >= 32
+    uops = [(i, 32 + i, 0) for i in range(4)]
+    f = dict(alu_opcode=op, use_imm=use_imm, imm=imm, iter_out=2, iter_in=3, dst_factor_out=4, dst_factor_in=8,
+             src_factor_out=4, src_factor_in=8)
+    got, want = alu_case(dev, uops, f, values=values)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_alu_dependent_chain_runs_in_order(dev):
+    # each tuple reads the entry the previous one wrote: a running sum over 10 steps
+    uops = [(1, 0, 0)]
+    f = dict(alu_opcode=ALU_ADD, use_imm=0, imm=0, iter_out=1, iter_in=10, dst_factor_in=1, src_factor_in=1)
+    got, want = alu_case(dev, uops, f, n_acc=16)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_alu_repeated_destination(dev):
+    uops = [(2, 5, 0), (2, 6, 0)]
+    f = dict(alu_opcode=ALU_ADD, use_imm=0, imm=0, iter_out=3, iter_in=1)
+    got, want = alu_case(dev, uops, f, n_acc=16)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_counters_follow_reference_rules(dev):
+    uops = [(0, 0, 0), (1, 1, 1)]
+    gemm_case(dev, uops, dict(iter_out=3, iter_in=2))
+    c = dev.counters
+    assert c["gemm_counter"] == 3 * 2 * 2
+    assert c["inp_load_nbytes"] == 64 * 16 and c["wgt_load_nbytes"] == 32 * 256 and c["acc_load_nbytes"] == 128 * 64
+    assert c["uop_load_nbytes"] == 2 * 4
