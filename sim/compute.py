@@ -81,16 +81,28 @@ def _bounds(name: str, idx: np.ndarray, depth: int, f: dict[str, int], i: int, w
             f"is past the {name} depth {depth}", index=i, module="compute")
 
 
+def _unique_rows(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a small-int matrix and each row's pattern number: a random-projection hash
+    groups them (much faster than a row sort), and the grouping is verified exactly."""
+    key = m @ np.random.default_rng(0).integers(1, 1 << 40, m.shape[1], dtype=np.int64)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    patterns = m[first]
+    if not np.array_equal(patterns[inverse.ravel()], m):  # a hash collision: fall back to sorting rows
+        patterns, inverse = np.unique(m, axis=0, return_inverse=True)
+    return patterns, inverse.ravel()
+
+
 def _group_gemm(acc: np.ndarray, inp: np.ndarray, wgt: np.ndarray, max_k: int) -> tuple[tuple[_Group, ...], tuple]:
-    order = np.argsort(acc, kind="stable")
-    uniq, counts = np.unique(acc[order], return_counts=True)
+    counts = np.bincount(acc)
+    uniq = np.flatnonzero(counts)
+    counts = counts[uniq]
     k = int(counts[0])
     if not (counts == k).all() or k > max_k:
         pos = np.searchsorted(uniq, acc)
         return (), (uniq, pos, inp, wgt)
+    order = np.argsort(acc, kind="stable")
     inp_m, wgt_m = inp[order].reshape(-1, k), wgt[order].reshape(-1, k)
-    patterns, pat_of_row = np.unique(wgt_m, axis=0, return_inverse=True)
-    pat_of_row = pat_of_row.ravel()
+    patterns, pat_of_row = _unique_rows(wgt_m)
     merged: dict[bytes, list[int]] = {}
     rows_of = [np.flatnonzero(pat_of_row == p) for p in range(len(patterns))]
     for p, rows in enumerate(rows_of):

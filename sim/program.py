@@ -7,6 +7,7 @@ fixed by the words, so all pairs are compared at once with numpy).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,7 @@ from vta.isa import (
     MEM_ACC_8BIT,
     MEM_INP,
     MEM_NAMES,
+    MEM_OUT,
     MEM_UOP,
     MEM_WGT,
     MODULES,
@@ -74,27 +76,30 @@ class Prepared:
     replay: object = None  # the last verified run, set by the device
 
 
-def _elem_bytes(env: Environment, mt: int) -> int:
+@functools.lru_cache(maxsize=16)
+def _elem_bytes(env: Environment) -> dict[int, int]:
+    """DRAM bytes per element of each memory type; ACC_8BIT holds one int8 per accumulator lane."""
     return {MEM_UOP: env.UOP_ELEM_BYTES, MEM_INP: env.INP_ELEM_BYTES, MEM_WGT: env.WGT_ELEM_BYTES,
-            MEM_ACC: env.ACC_ELEM_BYTES, MEM_ACC_8BIT: env.ACC_ELEM_BYTES // 4}[mt]
+            MEM_ACC: env.ACC_ELEM_BYTES, MEM_ACC_8BIT: env.ACC_ELEM_BYTES // 4, MEM_OUT: env.OUT_ELEM_BYTES}
 
 
 def _dma(env: Environment, i: int, f: dict[str, int], depths: dict[str, int], module: str) -> Dma:
     y, x = f["y_size"], f["x_size"]
+    sizes = _elem_bytes(env)
     if f["opcode"] == OP_STORE:
-        elem = env.OUT_ELEM_BYTES
+        elem = sizes[MEM_OUT]
         d = Dma(i, True, f["memory_type"], "acc", f["sram_base"], f["sram_base"] + x * y,
                 DramSpan(f["dram_base"] * elem, y, x * elem, f["x_stride"] * elem), y, x, 0, 0, y, x,
                 "out_store_nbytes", x * y * elem)
     else:
         mt = f["memory_type"]
-        elem = _elem_bytes(env, mt)
+        elem = sizes[mt]
         xt, yt = f["x_pad_0"] + x + f["x_pad_1"], f["y_pad_0"] + y + f["y_pad_1"]
-        counted = env.ACC_ELEM_BYTES if mt == MEM_ACC_8BIT else elem  # the reference counts ACC_8BIT as 64 B
+        counted = sizes[MEM_ACC] if mt == MEM_ACC_8BIT else elem  # the reference counts ACC_8BIT as 64 B
         d = Dma(i, False, mt, _BUFFER[mt], f["sram_base"], f["sram_base"] + xt * yt,
                 DramSpan(f["dram_base"] * elem, y, x * elem, f["x_stride"] * elem), y, x, f["y_pad_0"],
                 f["x_pad_0"], yt, xt, _COUNTER[mt], x * y * counted)
-        if mt == MEM_ACC_8BIT and f["dram_base"] * env.ACC_ELEM_BYTES >= 1 << 32:
+        if mt == MEM_ACC_8BIT and f["dram_base"] * sizes[MEM_ACC] >= 1 << 32:
             raise DramOutOfBoundsError(
                 f"LOAD ACC_8BIT at 0x{d.span.start:x}: the reference computes ACC_8BIT addresses in 32 bits "
                 "(dram_base*64/4), which wraps at 1 GiB and would read the wrong memory", index=i, module=module)

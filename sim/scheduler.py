@@ -45,6 +45,22 @@ class Schedule:
             raise self.problem
 
 
+def _queues_of(s: DecodedStream) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """Per instruction, the token queues it pops and pushes (flags naming no queue were refused earlier)."""
+    mem, module = s.mem, s.module
+    pops: list[list[int]] = [[] for _ in range(s.count)]
+    pushes: list[list[int]] = [[] for _ in range(s.count)]
+    for m in range(3):
+        here = module == m
+        for table, out, names in ((_POPS, pops, ("pop_prev_dep", "pop_next_dep")),
+                                  (_PUSHES, pushes, ("push_prev_dep", "push_next_dep"))):
+            for q, name in zip(table[m], names):
+                if q is not None:
+                    for i in np.flatnonzero(here & (mem[name] > 0)).tolist():
+                        out[i].append(q)
+    return [tuple(p) for p in pops], [tuple(p) for p in pushes]
+
+
 def _flags(s: DecodedStream, i: int, m: int) -> tuple[list[int], list[int]]:
     mem = s.mem
     pops = [q for q, f in zip(_POPS[m], ("pop_prev_dep", "pop_next_dep")) if q is not None and mem[f][i]]
@@ -58,37 +74,45 @@ def schedule(s: DecodedStream) -> Schedule:
     finishes = np.flatnonzero(s.opcode == OP_FINISH)
     module = s.module
     queues = [np.flatnonzero(module == m).tolist() for m in range(3)]
-    flags = [_flags(s, i, int(module[i])) for i in range(n)]
+    pops, pushes = _queues_of(s)
     tokens: list[deque[tuple[int, int, int]]] = [deque() for _ in range(4)]
     heads, clock = [0, 0, 0], [(0, 0, 0)] * 3
-    seq = np.zeros(n, dtype=np.int64)
-    vc = np.zeros((n, 3), dtype=np.int64)
+    seq = [0] * n
+    vcs: list[tuple[int, int, int]] = [(0, 0, 0)] * n
     order: list[int] = []
     progress = True
     while progress:
         progress = False
         for m in range(3):
-            q = queues[m]
-            while heads[m] < len(q):
-                i = q[heads[m]]
-                pops, pushes = flags[i]
-                if any(not tokens[p] for p in pops):
+            q, head = queues[m], heads[m]
+            c0, c1, c2 = clock[m]
+            while head < len(q):
+                i = q[head]
+                p = pops[i]
+                if p and not all(tokens[t] for t in p):
                     break
-                c = list(clock[m])
-                for p in pops:
-                    c = [max(a, b) for a, b in zip(c, tokens[p].popleft())]
-                c[m] = heads[m] + 1
-                clock[m] = tuple(c)
-                seq[i], vc[i] = c[m], c
+                for t in p:
+                    a0, a1, a2 = tokens[t].popleft()
+                    c0, c1, c2 = max(c0, a0), max(c1, a1), max(c2, a2)
+                head += 1
+                if m == 0:
+                    c0 = head
+                elif m == 1:
+                    c1 = head
+                else:
+                    c2 = head
+                c = (c0, c1, c2)
+                seq[i], vcs[i] = head, c
                 order.append(i)
-                for p in pushes:
-                    tokens[p].append(clock[m])
-                heads[m] += 1
+                for t in pushes[i]:
+                    tokens[t].append(c)
                 progress = True
+            heads[m], clock[m] = head, (c0, c1, c2)
     done = np.zeros(n, dtype=bool)
     done[order] = True
+    vc = np.array(vcs, dtype=np.int64).reshape(n, 3)
     problem = _termination_problem(s, queues, heads, tokens, done, finishes, vc)
-    return Schedule(np.asarray(order, dtype=np.int64), seq, vc, module, problem)
+    return Schedule(np.asarray(order, dtype=np.int64), np.asarray(seq, dtype=np.int64), vc, module, problem)
 
 
 def _termination_problem(s, queues, heads, tokens, done, finishes, vc) -> ProgramError | None:
