@@ -1,0 +1,180 @@
+"""The board device: one owner, DMA buffers, runs with a wall-clock deadline, and recovery.
+
+A run that misses its deadline leaves stale dependency tokens in the hardware FIFOs (nothing
+resets them between runs, spec §3.7), so the only way back to a usable device is to re-program
+the bitstream. :meth:`BoardDevice.run` does that before raising, then calls the reset hooks (the
+runtime drops its queued state), so the error says what happened and the next run works.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vta.config import Environment, get_env
+from vta.driver.buffers import DmaBuffer, FileAllocator, PynqAllocator
+from vta.driver.lock import DEFAULT_LOCK_PATH, DeviceLock
+from vta.driver.mmio import REG_NAMES, RUN_BAD_DONE, RUN_OK, RUN_TIMEOUT, Mmio, RunReport
+from vta.errors import DeviceError, DeviceTimeout, VTAError
+
+if TYPE_CHECKING:
+    from vta.driver.emulated import EmulatedBoard
+
+__all__ = ["DEFAULT_TIMEOUT_S", "BoardDevice", "program_bitstream"]
+
+DEFAULT_TIMEOUT_S = 10.0
+DONE_RD = 0x18
+
+
+def program_bitstream(path: str | os.PathLike[str] | None, env: Environment) -> Callable[[], str]:
+    """A recovery action that re-programs the FPGA through :mod:`vta.bitstream`."""
+
+    def reprogram() -> str:
+        try:
+            from vta.bitstream import program
+        except ImportError as e:
+            raise DeviceError("recovery re-programs the FPGA with vta.bitstream.program, which this install "
+                              "does not provide") from e
+        used = program(path) if path is not None else program()
+        return f"FPGA re-programmed with {used or path or env.BITSTREAM}"
+
+    return reprogram
+
+
+class BoardDevice:
+    """Owns one VTA device (a Pynq board or an emulated one) for this process.
+
+    Example
+    -------
+    >>> with EmulatedBoard.start() as board, BoardDevice.open_emulated(board) as dev:  # doctest: +SKIP
+    ...     buf = dev.alloc(4096)            # write instructions into buf.array, then
+    ...     dev.run(buf.phys_addr, count)    # raises DeviceTimeout after recovering
+    """
+
+    def __init__(self, mem_path: str | os.PathLike[str], bases: tuple[int, int, int, int],
+                 allocator: Callable[[], PynqAllocator | FileAllocator], reprogram: Callable[[], str], *,
+                 lock_path: str | os.PathLike[str] = DEFAULT_LOCK_PATH, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 diagnose: Callable[[], list[str]] | None = None):
+        self.mem_path = os.fspath(mem_path)
+        self.timeout_s = _positive(timeout_s)
+        self.lock = DeviceLock(lock_path)
+        self.lock.acquire(f"VTA device {self.mem_path}")
+        try:
+            self.mmio = Mmio(self.mem_path, bases)
+            self.allocator = allocator()
+        except BaseException:
+            self.lock.release()
+            raise
+        self._reprogram = reprogram
+        self._diagnose = diagnose
+        self._reset_hooks: list[Callable[[], None]] = []
+        self.recoveries = 0
+
+    @classmethod
+    def open_board(cls, env: Environment | None = None, *, bitstream: str | os.PathLike[str] | None = None,
+                   mem_path: str = "/dev/mem", lock_path: str | os.PathLike[str] = DEFAULT_LOCK_PATH,
+                   timeout_s: float = DEFAULT_TIMEOUT_S) -> BoardDevice:
+        """The Pynq board: registers through /dev/mem, buffers from pynq.allocate, recovery by re-programming."""
+        env = env or get_env()
+        return cls(mem_path, env.IP_BASES, PynqAllocator, program_bitstream(bitstream, env),
+                   lock_path=lock_path, timeout_s=timeout_s)
+
+    @classmethod
+    def open_emulated(cls, board: EmulatedBoard, *, lock_path: str | os.PathLike[str] | None = None,
+                      timeout_s: float = DEFAULT_TIMEOUT_S, pool_base: int = 0x18000000,
+                      pool_bytes: int = 128 << 20) -> BoardDevice:
+        """An emulated board: the same C driver on the emulator's file, buffers from its DRAM pool."""
+        lock = lock_path if lock_path is not None else Path(f"{board.path}.lock")
+        board.events()  # what happened before this owner is not this owner's business
+        return cls(board.path, board.bases, lambda: FileAllocator(board.path, pool_base, pool_bytes), board.reset,
+                   lock_path=lock, timeout_s=timeout_s, diagnose=board.events)
+
+    # --- buffers and hooks ----------------------------------------------------------------
+    def alloc(self, nbytes: int) -> DmaBuffer:
+        """A physically contiguous, device-visible buffer of ``nbytes``."""
+        self._open()
+        return self.allocator.alloc(nbytes)
+
+    def on_reset(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` after every recovery, so owners of queued device state can drop it."""
+        self._reset_hooks.append(hook)
+
+    def _open(self) -> None:
+        if self.mmio.closed:
+            raise DeviceError(f"VTA device {self.mem_path} is closed")
+
+    # --- running --------------------------------------------------------------------------
+    def run(self, insn_phys: int, insn_count: int, timeout_s: float | None = None) -> RunReport:
+        """Run ``insn_count`` instructions at ``insn_phys`` until FINISH or the wall-clock deadline.
+
+        Raises DeviceTimeout (deadline missed) or DeviceError (impossible ``done`` value); in both
+        cases the device has been re-programmed and the reset hooks have run.
+        """
+        self._open()
+        timeout_s = self.timeout_s if timeout_s is None else _positive(timeout_s)
+        if not 0 < insn_phys < 1 << 32 or insn_phys % 16:
+            raise DeviceError(f"instruction address 0x{insn_phys:x} must be a 16-byte aligned 32-bit address")
+        if not 0 < insn_count < 1 << 32:
+            raise DeviceError(f"instruction count must be in 1..2^32-1, got {insn_count}")
+        report = self.mmio.run(insn_phys, insn_count, timeout_s)
+        if report.status == RUN_OK:
+            return report
+        what = f"VTA run of {insn_count} instruction(s) at 0x{insn_phys:x} on {self.mem_path}"
+        done_at = f"compute done register (0x{self.mmio.bases[2] + DONE_RD:08x})"
+        if report.status == RUN_TIMEOUT:
+            detail = (f"{what} did not finish within {timeout_s:g} s: {done_at} still read {report.done} after "
+                      f"{report.polls} polls; modules: {report.modules_text()}{self._bad_write(report)}")
+        elif report.status == RUN_BAD_DONE:
+            detail = (f"{what} failed: {done_at} read 0x{report.done:x} after {report.elapsed_s:.3g} s, expected 0 "
+                      f"or 1 (is the FPGA programmed with the VTA bitstream?); modules: {report.modules_text()}")
+        else:
+            detail = f"{what} returned unknown status {report.status} from vta_device_run"
+        detail += self._diagnosis()
+        recovered = self.recover(detail)
+        cls = DeviceTimeout if report.status == RUN_TIMEOUT else DeviceError
+        raise cls(f"{detail}. Recovered: {recovered}; the next run starts on a clean device")
+
+    def _bad_write(self, report: RunReport) -> str:
+        if report.bad_write is None:
+            return ""
+        module, offset, wrote, got = report.bad_write
+        base = self.mmio.bases[("fetch", "load", "compute", "store").index(module)]
+        return (f"; {module} {REG_NAMES[(module, offset)]} register (0x{base + offset:08x}) reads 0x{got:x} after "
+                f"the driver wrote 0x{wrote:x}: the write was not accepted")
+
+    def _diagnosis(self) -> str:
+        lines = self._diagnose() if self._diagnose is not None else []
+        return f"; emulator reports: {' | '.join(lines)}" if lines else ""
+
+    def recover(self, reason: str = "requested") -> str:
+        """Re-program the device and run the reset hooks; DeviceError if that fails too."""
+        try:
+            done = self._reprogram()
+        except VTAError as e:
+            raise DeviceError(f"{reason}. Recovery failed: {e}; re-program the board (`vta program`) "
+                              "before the next run") from e
+        self.recoveries += 1
+        for hook in self._reset_hooks:
+            hook()
+        return done
+
+    def close(self) -> None:
+        """Unmap the registers, release the pool and the lock (idempotent)."""
+        if not self.mmio.closed:
+            self.mmio.close()
+            self.allocator.close()
+        self.lock.release()
+
+    def __enter__(self) -> BoardDevice:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _positive(timeout_s: float) -> float:
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
+        raise DeviceError(f"a run timeout must be a positive number of seconds, got {timeout_s!r}")
+    return float(timeout_s)
