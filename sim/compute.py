@@ -129,29 +129,16 @@ class PlanCache:
         self.env, self.isa, self.limit = env, get_isa(env), limit
         self._plans: dict[tuple, GemmPlan | AluPlan] = {}
 
-    def _key(self, words: tuple[int, int], uops: np.ndarray) -> tuple:
-        return (words[0] & ~0x78, words[1], uops.tobytes())
-
-    def gemm(self, f: dict[str, int], words: tuple[int, int], uops: np.ndarray, i: int) -> GemmPlan:
-        key = self._key(words, uops)
+    def get(self, f: dict[str, int], words: tuple[int, int], uops: np.ndarray, i: int) -> GemmPlan | AluPlan:
+        """The plan of the GEMM or ALU instruction ``i`` (fields ``f``, raw ``words``) over ``uops``."""
+        key = (words[0] & ~0x78, words[1], uops.tobytes())
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._build_gemm(f, uops, i)
-            self._remember(key, plan)
+            plan = self._build_alu(f, uops, i) if "alu_opcode" in f else self._build_gemm(f, uops, i)
+            if len(self._plans) >= self.limit:
+                self._plans.clear()
+            self._plans[key] = plan
         return plan
-
-    def alu(self, f: dict[str, int], words: tuple[int, int], uops: np.ndarray, i: int) -> AluPlan:
-        key = self._key(words, uops)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._build_alu(f, uops, i)
-            self._remember(key, plan)
-        return plan
-
-    def _remember(self, key: tuple, plan: GemmPlan | AluPlan) -> None:
-        if len(self._plans) >= self.limit:
-            self._plans.clear()
-        self._plans[key] = plan
 
     def _build_gemm(self, f: dict[str, int], uops: np.ndarray, i: int) -> GemmPlan:
         env = self.env

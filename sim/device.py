@@ -201,7 +201,7 @@ class SimDevice:
         uops = self._loop_uops(f, i, track, "GEMM")
         if uops is None:
             return None
-        plan = self.plans.gemm(f, words, uops, i)
+        plan = self.plans.get(f, words, uops, i)
         if not plan.reset:
             track.read("inp", plan.inp_set, i, "GEMM")
             track.read("wgt", plan.wgt_set, i, "GEMM")
@@ -216,7 +216,7 @@ class SimDevice:
         uops = self._loop_uops(f, i, track, "ALU")
         if uops is None:
             return None
-        plan = self.plans.alu(f, words, uops, i)
+        plan = self.plans.get(f, words, uops, i)
         track.read("acc", plan.read_set, i, "ALU")
         track.write("acc", plan.write_set, i, "ALU")
         sram = self.sram

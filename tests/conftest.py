@@ -23,6 +23,18 @@ def dev(env):
 
 
 @pytest.fixture(scope="session")
+def board():
+    """One emulated board process for the session (driver and emulator tests reset it as they need)."""
+    from vta.driver.emulated import EmulatedBoard
+
+    emu = EmulatedBoard.start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture(scope="session")
 def vectors_dir() -> Path:
     if not (VECTORS / "index.json").exists():
         pytest.skip(f"golden vectors not found at {VECTORS} (CI places shared/ beside the checkout)")

@@ -5,16 +5,6 @@ from __future__ import annotations
 import pytest
 
 from vta.driver.device import BoardDevice
-from vta.driver.emulated import EmulatedBoard
-
-
-@pytest.fixture(scope="session")
-def board():
-    emu = EmulatedBoard.start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
 
 
 @pytest.fixture

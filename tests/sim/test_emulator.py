@@ -12,15 +12,6 @@ from vta.errors import DeviceError
 from vta.sim.emulator import POISON
 
 
-@pytest.fixture(scope="module")
-def board():
-    emu = EmulatedBoard.start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
-
-
 @pytest.fixture
 def regs(board):
     board.reset()
