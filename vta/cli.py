@@ -40,6 +40,12 @@ def _cmd_disasm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from vta.demo import main as demo
+
+    return demo()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vta", description="pynq-vta: VTA accelerator tools")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -51,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="raw .bin instruction file or a vector directory")
     p.add_argument("--uops", action="store_true", help="also list the micro-ops each GEMM/ALU uses")
     p.set_defaults(func=_cmd_disasm)
+    p = sub.add_parser("demo", help="run the demo in the simulator and check it against numpy")
+    p.set_defaults(func=_cmd_demo)
     for name in PLUGINS:
         try:
             module = importlib.import_module(name)
