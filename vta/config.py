@@ -16,7 +16,7 @@ from typing import Any
 
 from vta.errors import ConfigError
 
-__all__ = ["HW_VERSIONS", "TARGETS", "Environment", "default_config_path", "get_env", "load_config"]
+__all__ = ["HW_VERSIONS", "TARGETS", "Environment", "cache_dir", "default_config_path", "get_env", "load_config"]
 
 TARGETS = ("sim", "pynq", "ultra96", "zcu104", "de10nano", "intelfocl", "tsim")
 HW_VERSIONS = ("0.0.1", "0.0.2")
@@ -294,6 +294,12 @@ def load_config(path: str | os.PathLike[str] | None = None, target: str | None =
     if target is not None and isinstance(cfg, dict):
         cfg["TARGET"] = target
     return Environment.from_dict(cfg, source=str(path))
+
+
+def cache_dir() -> Path:
+    """Where bitstreams are cached: ``$VTA_CACHE_PATH``, else ``~/.vta_cache`` (the directory upstream VTA fills)."""
+    root = os.environ.get("VTA_CACHE_PATH")
+    return Path(root).expanduser() if root else Path.home() / ".vta_cache"
 
 
 def get_env() -> Environment:
