@@ -71,11 +71,19 @@ class DramSpan:
 class AccessTracker:
     """Per-run bookkeeping of who wrote and read every SRAM entry and DRAM byte range."""
 
-    def __init__(self, depths: dict[str, int], sched: Schedule):
+    def __init__(self, depths: dict[str, int], sched: Schedule, carried: dict[str, np.ndarray] | None = None):
         self.sched = sched
         self.depths = depths
-        self.uop_written = np.zeros(depths["uop"], dtype=bool)
+        self.uop_written = np.zeros(depths["uop"], dtype=bool)  # loaded in this run or carried over
+        self.uop_loaded = np.zeros(depths["uop"], dtype=bool)  # loaded in this run
         self.last_write = {b: np.zeros(depths[b], dtype=np.int64) for b in SIDES}
+        # Entries an earlier run left in SRAM, when the caller accepts them (-1: written before this run).
+        self.carried = carried is not None
+        self.used_carry = False
+        if carried is not None:
+            self.uop_written |= carried["uop"]
+            for b in SIDES:
+                self.last_write[b][carried[b]] = -1
         self.last_read = {b: np.zeros(depths[b], dtype=np.int64) for b in SIDES}
         self._by_seq = [np.flatnonzero(sched.module == m) for m in range(3)]
         # Reads of unwritten memory are reported after races and termination defects (the order the
@@ -100,6 +108,8 @@ class AccessTracker:
     def read(self, buf: str, idx: Index, i: int, what: str) -> None:
         """Instruction i reads ``buf[idx]``: it must have been written and, across modules, ordered."""
         lw = self.last_write[buf][idx]
+        if self.carried and not self.used_carry:
+            self.used_carry = bool((lw < 0).any())
         if not lw.all():
             where = idx if isinstance(idx, np.ndarray) else np.arange(idx.start, idx.stop)
             first = int(where[np.flatnonzero(lw == 0)[0]])
@@ -128,8 +138,18 @@ class AccessTracker:
                 index=i, module=MODULES[writer])
         self.last_write[buf][idx] = self.sched.seq[i]
 
+    def load_uops(self, lo: int, hi: int) -> None:
+        self.uop_written[lo:hi] = True
+        self.uop_loaded[lo:hi] = True
+
+    def written(self) -> dict[str, np.ndarray]:
+        """Entries this run (or, when carried, an earlier one) left written, per buffer."""
+        return {"uop": self.uop_written.copy(), **{b: lw != 0 for b, lw in self.last_write.items()}}
+
     def read_uops(self, lo: int, hi: int, i: int, what: str) -> None:
         self.check_range("uop", lo, hi, i, what)
+        if self.carried and not self.used_carry:
+            self.used_carry = not self.uop_loaded[lo:hi].all()
         if not self.uop_written[lo:hi].all():
             first = lo + int(np.flatnonzero(~self.uop_written[lo:hi])[0])
             self._note_uninit(UninitSramError(

@@ -55,6 +55,7 @@ class _Verified:
     uop_bytes: bytes
     steps: tuple[Step, ...] | None  # None when verified without executing
     counters: dict[str, int]
+    written: dict[str, np.ndarray]  # SRAM entries the run leaves written
 
 
 class SimDevice:
@@ -75,6 +76,8 @@ class SimDevice:
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
         self._programs: OrderedDict[bytes, Prepared] = OrderedDict()
         self._cache_size = cache_size
+        # SRAM entries some successful run on this device wrote; they persist like the hardware's SRAM.
+        self.written = {b: np.zeros(d, dtype=bool) for b, d in self.sram.depths.items()}
 
     def clear_counters(self) -> None:
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
@@ -98,11 +101,14 @@ class SimDevice:
             self._programs.move_to_end(data)
         return prog
 
-    def run(self, insn_phys: int, insn_count: int, *, execute: bool = True) -> RunResult:
+    def run(self, insn_phys: int, insn_count: int, *, execute: bool = True, carry_sram: bool = False) -> RunResult:
         """Run ``insn_count`` instructions at physical address ``insn_phys`` until FINISH.
 
         With ``execute=False`` every check runs but no data moves except micro-op loads
-        (the program verifier). Raises a ProgramError subclass for a bad program.
+        (the program verifier). With ``carry_sram=True`` the program may read SRAM entries that
+        an earlier successful run on this device wrote (the hardware keeps them; the runtime's
+        auto-flushed continuations rely on it); by default a run must write what it reads.
+        Raises a ProgramError subclass for a bad program.
         """
         prog = self.prepare(self.read_stream(insn_phys, insn_count))
         found = self._locate(prog)
@@ -111,24 +117,30 @@ class SimDevice:
         v = prog.replay
         if isinstance(v, _Verified) and v.generation == self.dram.generation and v.uop_bytes == uop_bytes:
             if not execute:
-                return self._finish(dict(v.counters), prog, False, True)
+                return self._finish(dict(v.counters), prog, False, True, v.written)
             if v.steps is not None:
                 for step in v.steps:
                     step(None)
-                return self._finish(dict(v.counters), prog, True, True)
+                return self._finish(dict(v.counters), prog, True, True, v.written)
         counters = dict.fromkeys(COUNTER_NAMES, 0)
         undo: UndoLog = []
         steps: list[Step] = []
+        track = AccessTracker(self.sram.depths, prog.sched, self.written if carry_sram else None)
         try:
-            self._checked(prog, found, counters, execute, undo, steps)
+            self._checked(prog, found, counters, execute, undo, steps, track)
         except ProgramError:
             rollback(undo)
             raise
-        if prog.replayable:
-            prog.replay = _Verified(self.dram.generation, uop_bytes, tuple(steps) if execute else None, dict(counters))
-        return self._finish(counters, prog, execute, False)
+        written = track.written()
+        if prog.replayable and not track.used_carry:  # a run that relied on earlier SRAM is re-checked each time
+            steps_done = tuple(steps) if execute else None
+            prog.replay = _Verified(self.dram.generation, uop_bytes, steps_done, dict(counters), written)
+        return self._finish(counters, prog, execute, False, written)
 
-    def _finish(self, counters: dict[str, int], prog: Prepared, executed: bool, replayed: bool) -> RunResult:
+    def _finish(self, counters: dict[str, int], prog: Prepared, executed: bool, replayed: bool,
+                written: dict[str, np.ndarray]) -> RunResult:
+        for b, mask in written.items():
+            self.written[b] |= mask
         counters = {k: v & _U64 for k, v in counters.items()}
         for k, v in counters.items():
             self.counters[k] = (self.counters[k] + v) & _U64
@@ -147,9 +159,8 @@ class SimDevice:
         return found
 
     def _checked(self, prog: Prepared, found: dict, counters: dict[str, int], execute: bool, undo: UndoLog,
-                 steps: list[Step]) -> None:
+                 steps: list[Step], track: AccessTracker) -> None:
         sram, env, opcode = self.sram, self.env, prog.stream.opcode
-        track = AccessTracker(sram.depths, prog.sched)
         words = prog.stream.words
         for i in prog.sched.order.tolist():
             op, f = int(opcode[i]), prog.fields[i]
@@ -166,7 +177,7 @@ class SimDevice:
                         continue
                 else:
                     if d.buf == "uop":
-                        track.uop_written[d.sram_lo:d.sram_hi] = True
+                        track.load_uops(d.sram_lo, d.sram_hi)
                     else:
                         track.write(d.buf, slice(d.sram_lo, d.sram_hi), i, d.what)
                     step = load_step(d, found.get(i), env, sram)

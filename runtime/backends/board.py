@@ -33,6 +33,7 @@ class BoardBackend(Backend):
                  emulator: str | os.PathLike[str] | EmulatedBoard | None = None,
                  bitstream: str | os.PathLike[str] | None = None, mem_path: str = "/dev/mem",
                  lock_path: str | os.PathLike[str] = DEFAULT_LOCK_PATH, timeout_s: float = DEFAULT_TIMEOUT_S):
+        super().__init__()
         self.env = env or get_env()
         if emulator is None:
             self.device = BoardDevice.open_board(self.env, bitstream=bitstream, mem_path=mem_path,
@@ -43,7 +44,7 @@ class BoardBackend(Backend):
         self.default_timeout_s = timeout_s
 
     def on_reset(self, hook: Callable[[], None]) -> None:
-        """Let the runtime drop its queued state whenever the device is re-programmed."""
+        """Let the runtime drop its queued state whenever the device is re-programmed (also after a timeout)."""
         self.device.on_reset(hook)
 
     # --- hooks behind the Backend interface -----------------------------------------------
@@ -53,14 +54,20 @@ class BoardBackend(Backend):
     def _free(self, buf: DmaBuffer) -> None:
         buf.free()
 
-    @staticmethod
-    def _phys(buf: DmaBuffer) -> int:
+    def _phys(self, buf: DmaBuffer) -> int:
         return buf.phys_addr
 
-    def _copy_in(self, buf: DmaBuffer, offset: int, data: bytes | np.ndarray) -> None:
-        raw = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else \
-            np.ascontiguousarray(data).view(np.uint8).ravel()
-        buf.array[offset:offset + len(raw)] = raw
+    def _view(self, buf: DmaBuffer) -> np.ndarray:
+        return buf.array
+
+    def _flush(self, buf: DmaBuffer) -> None:
+        buf.flush()
+
+    def _invalidate(self, buf: DmaBuffer) -> None:
+        buf.invalidate()
+
+    def _copy_in(self, buf: DmaBuffer, offset: int, data: np.ndarray) -> None:
+        buf.array[offset:offset + len(data)] = data
         buf.flush()  # the device reads what the CPU wrote (no-op on the coherent ACP port)
 
     def _copy_out(self, buf: DmaBuffer, offset: int, nbytes: int) -> np.ndarray:

@@ -92,7 +92,7 @@ def test_random_gemm_matches_loops(data):
     f = {k: data.draw(st.integers(0, 4)) for k in ("dst_factor_out", "dst_factor_in", "src_factor_out",
                                                       "src_factor_in", "wgt_factor_out", "wgt_factor_in")}
     f.update(iter_out=data.draw(st.integers(0, 4)), iter_in=data.draw(st.integers(0, 4)))
-    got, want = gemm_case(dev, uops, f)
+    got, want = gemm_case(dev, uops, f, n_inp=64, n_wgt=48, n_acc=128)  # indices reach 63, 39, 64
     np.testing.assert_array_equal(got, want)
 
 

@@ -243,3 +243,21 @@ def test_fuzzed_programs_run_or_are_refused_cleanly(insns, finish):
     except ProgramError as e:
         assert e.error_class in str(e)
         assert np.array_equal(data.data, before), "a refused program changed DRAM"
+
+
+def test_carry_sram_accepts_only_what_an_earlier_run_wrote(dev):
+    insns, out = valid_store_program(dev)
+    program(dev, insns).run()
+    # a second program stores ACC 0..3 without loading them: refused by default, accepted when carried over
+    st, out2 = store(dev, pop_prev_dep=1, push_prev_dep=1)
+    again = [GemmInsn(iter_out=0, push_next_dep=1), st, GemmInsn(iter_out=0, pop_next_dep=1)]
+    with pytest.raises(UninitSramError, match=r"STORE reads ACC entry 0"):
+        program(dev, again).run()
+    program(dev, again).run(carry_sram=True)
+    assert np.array_equal(out2.data, out.data)
+    # entries no run ever wrote stay refused even with carry_sram
+    st, _ = store(dev, pop_prev_dep=1, push_prev_dep=1)
+    far = [GemmInsn(iter_out=0, push_next_dep=1), MemInsn(**{**st.values(), "sram_base": 100}),
+           GemmInsn(iter_out=0, pop_next_dep=1)]
+    with pytest.raises(UninitSramError, match=r"STORE reads ACC entry 100"):
+        program(dev, far).run(carry_sram=True)
