@@ -19,7 +19,7 @@ import numpy as np
 
 from vta.config import MAX_XFER, Environment, get_env
 from vta.errors import BackendError
-from vta.runtime.backend import Backend, backend_for_target, create_backend
+from vta.runtime.backend import Backend, RunStatus, backend_for_target, create_backend
 from vta.runtime.deps import InsnBuffer
 from vta.runtime.queue import DEBUG_DUMP_INSN, CommandQueue
 from vta.runtime.verify import Verifier
@@ -152,6 +152,37 @@ class Runtime:
         self.verifier.track(buf.phys_addr, self.backend.view(handle)[:buf.nbytes])
         self._buffers[buf.phys_addr] = buf
         return buf
+
+    def alloc_at(self, phys_addr: int, nbytes: int) -> DeviceBuffer:
+        """A device buffer at a fixed physical address (simulator or emulated board only), for
+        pre-built streams such as golden vectors whose addresses cannot be relocated."""
+        handle = self.backend.alloc_at(phys_addr, nbytes)
+        buf = DeviceBuffer(self, handle, int(phys_addr), int(nbytes))
+        self.verifier.track(buf.phys_addr, self.backend.view(handle)[:buf.nbytes])
+        self._buffers[buf.phys_addr] = buf
+        return buf
+
+    def launch(self, buf: DeviceBuffer, insn_offset: int, insn_count: int, timeout_s: float | None = None) -> RunStatus:
+        """Verify and run a stream someone else built, ``insn_count`` instructions at byte ``insn_offset``
+        of ``buf``; like :meth:`CommandQueue.synchronize`, the device sees it only if the verifier accepts it.
+
+        Raises
+        ------
+        ProgramError
+            The verifier refused the stream; nothing ran.
+        """
+        lo, size = self._buffer_range(buf, "launch")
+        hi, start = lo + size, lo + int(insn_offset)
+        if insn_offset < 0 or insn_offset % 16 or start + 16 * int(insn_count) > hi:
+            raise BackendError(f"launch: {insn_count} instructions at byte {insn_offset} do not lie on a "
+                               f"16-byte boundary inside the {buf.nbytes}-byte buffer at 0x{lo:x}")
+        self.backend.flush(buf._live("launch"))
+        self.verifier.verify(start, int(insn_count))
+        status = self.backend.run(start, int(insn_count), self.timeout_s if timeout_s is None else timeout_s)
+        self.backend.invalidate(buf._live("launch"))
+        self.stats.runs += 1
+        self.stats.instructions += int(insn_count)
+        return status
 
     def free(self, buf: DeviceBuffer) -> None:
         """Free a buffer; a queued or later instruction that uses it is refused as dram_oob."""

@@ -72,6 +72,21 @@ class Backend(ABC):
         self._live[id(buf)] = (buf, int(nbytes))
         return buf
 
+    def alloc_at(self, phys_addr: int, nbytes: int) -> Any:
+        """A buffer at a fixed physical address; only devices with the ``fixed_address`` capability
+        (simulator, emulated board) can place one, for streams that cannot be relocated."""
+        if "fixed_address" not in self.capabilities:
+            raise BackendError(f"{self.name} backend cannot place buffers at fixed physical addresses "
+                               f"(capabilities: {', '.join(sorted(self.capabilities)) or 'none'})")
+        if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)) or nbytes <= 0:
+            raise BackendError(f"{self.name} backend: alloc_at size must be a positive integer, got {nbytes!r}")
+        buf = self._guard("alloc_at", lambda: self._alloc_at(int(phys_addr), int(nbytes)))
+        self._live[id(buf)] = (buf, int(nbytes))
+        return buf
+
+    def _alloc_at(self, phys_addr: int, nbytes: int) -> Any:
+        raise BackendError(f"{self.name} backend has no fixed-address allocation")
+
     def free(self, buf: Any) -> None:
         """Give the buffer back; any later use of it raises BackendError."""
         self._check_buffer(buf, "free")

@@ -41,6 +41,7 @@ class BoardBackend(Backend):
         else:
             board = emulator if isinstance(emulator, EmulatedBoard) else EmulatedBoard.connect(emulator)
             self.device = BoardDevice.open_emulated(board, timeout_s=timeout_s)
+            self.capabilities = self.capabilities | {"fixed_address"}  # the emulator maps any address
         self.default_timeout_s = timeout_s
 
     def on_reset(self, hook: Callable[[], None]) -> None:
@@ -50,6 +51,9 @@ class BoardBackend(Backend):
     # --- hooks behind the Backend interface -----------------------------------------------
     def _alloc(self, nbytes: int) -> DmaBuffer:
         return self.device.alloc(nbytes)
+
+    def _alloc_at(self, phys_addr: int, nbytes: int) -> DmaBuffer:
+        return self.device.allocator.at(phys_addr, nbytes)
 
     def _free(self, buf: DmaBuffer) -> None:
         buf.free()

@@ -31,7 +31,7 @@ class SimBackend(Backend):
     """
 
     name = "sim"
-    capabilities = frozenset({"counters"})
+    capabilities = frozenset({"counters", "fixed_address"})
 
     def __init__(self, env: Environment | None = None):
         super().__init__()
@@ -42,6 +42,9 @@ class SimBackend(Backend):
 
     def _alloc(self, nbytes: int) -> DramBuffer:
         return self.dram.alloc(nbytes)
+
+    def _alloc_at(self, phys_addr: int, nbytes: int) -> DramBuffer:
+        return self.dram.alloc_at(phys_addr, nbytes)
 
     def _free(self, buf: DramBuffer) -> None:
         self.dram.free(buf)

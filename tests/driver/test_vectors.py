@@ -32,3 +32,26 @@ def test_positive_vector_identical_image(device, vectors_dir, path):
 
 def test_all_positive_vectors_listed(vectors_dir):
     assert len(POSITIVE) >= 70
+
+
+@pytest.fixture(scope="module")
+def board_runtime(board):
+    from vta.runtime import Runtime
+    from vta.runtime.backends.board import BoardBackend
+
+    rt = Runtime(BoardBackend(emulator=board))
+    yield rt
+    rt.close()
+
+
+@pytest.mark.parametrize("path", POSITIVE, ids=POSITIVE)
+def test_positive_vector_through_the_runtime(board_runtime, vectors_dir, path):
+    """runtime (verifier) -> BoardBackend -> C driver -> registers and file DRAM -> emulator -> simulator."""
+    vector = load_vector(vectors_dir / path)
+    buf = board_runtime.alloc_at(vector.phys_base, len(vector.mem_in))
+    try:
+        buf.copy_from(vector.mem_in)
+        board_runtime.launch(buf, vector.meta["insn_offset"], vector.insn_count)
+        assert np.array_equal(buf.copy_to(), vector.mem_out), f"{path}: image differs"
+    finally:
+        board_runtime.free(buf)
