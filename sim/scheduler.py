@@ -61,13 +61,6 @@ def _queues_of(s: DecodedStream) -> tuple[list[tuple[int, ...]], list[tuple[int,
     return [tuple(p) for p in pops], [tuple(p) for p in pushes]
 
 
-def _flags(s: DecodedStream, i: int, m: int) -> tuple[list[int], list[int]]:
-    mem = s.mem
-    pops = [q for q, f in zip(_POPS[m], ("pop_prev_dep", "pop_next_dep")) if q is not None and mem[f][i]]
-    pushes = [q for q, f in zip(_PUSHES[m], ("push_prev_dep", "push_next_dep")) if q is not None and mem[f][i]]
-    return pops, pushes
-
-
 def schedule(s: DecodedStream) -> Schedule:
     """Order the stream by tokens, noting (not raising) any termination defect; fields are pre-checked."""
     n = s.count
@@ -108,23 +101,20 @@ def schedule(s: DecodedStream) -> Schedule:
                     tokens[t].append(c)
                 progress = True
             heads[m], clock[m] = head, (c0, c1, c2)
-    done = np.zeros(n, dtype=bool)
-    done[order] = True
     vc = np.array(vcs, dtype=np.int64).reshape(n, 3)
-    problem = _termination_problem(s, queues, heads, tokens, done, finishes, vc)
+    problem = _termination_problem(s, queues, heads, tokens, pops, finishes, vc)
     return Schedule(np.asarray(order, dtype=np.int64), np.asarray(seq, dtype=np.int64), vc, module, problem)
 
 
-def _termination_problem(s, queues, heads, tokens, done, finishes, vc) -> ProgramError | None:
+def _termination_problem(s, queues, heads, tokens, pops, finishes, vc) -> ProgramError | None:
     if len(finishes) == 0:
         return MissingFinishError(
             f"the stream of {s.count} instruction(s) has no FINISH, so the run can never complete")
-    ran_finish = [int(f) for f in finishes if done[f]]
+    ran_finish = [int(f) for f in finishes if vc[f].any()]  # an executed instruction has a nonzero clock
     blocked = [(m, queues[m][heads[m]]) for m in range(3) if heads[m] < len(queues[m])]
     if blocked:
         m, i = blocked[0]
-        pops, _ = _flags(s, i, m)
-        waits = " and ".join(QUEUE_NAMES[p] for p in pops if not tokens[p])
+        waits = " and ".join(QUEUE_NAMES[p] for p in pops[i] if not tokens[p])
         what = f"waits for a token on {waits} that is never pushed"
         if ran_finish:
             return EarlyFinishError(
