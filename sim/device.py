@@ -12,6 +12,7 @@ refused program raises the ProgramError naming the defect and leaves DRAM as it 
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,12 +20,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from vta.config import Environment, get_env
-from vta.errors import ProgramError
+from vta.errors import ConfigError, ProgramError
 from vta.isa import OP_ALU, OP_GEMM, OP_LOAD, OP_STORE, DecodedStream
 from vta.sim.checks import AccessTracker, DramSpan, dram_oob
 from vta.sim.compute import PlanCache, run_alu, run_gemm
 from vta.sim.dram import Dram, DramBuffer
+from vta.sim.hardware import PynqFidelity
+from vta.sim.lint import Divergence
 from vta.sim.load import dram_rows, load_step
+from vta.sim.perf import Timing, estimate
 from vta.sim.program import Prepared, prepare
 from vta.sim.scheduler import Schedule
 from vta.sim.sram import Sram
@@ -47,6 +51,12 @@ class RunResult:
     stream: DecodedStream
     executed: bool = True
     replayed: bool = False
+    divergences: tuple[Divergence, ...] = ()  # fidelity="pynq": what the bitstream does differently
+
+    @functools.cached_property
+    def timing(self) -> Timing:
+        """The predicted run on the Pynq bitstream (:mod:`vta.sim.perf`), computed on first access."""
+        return estimate(self.stream)
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,7 @@ class SimDevice:
         self._cache_size = cache_size
         # SRAM entries some successful run on this device wrote; they persist like the hardware's SRAM.
         self.written = {b: np.zeros(d, dtype=bool) for b, d in self.sram.depths.items()}
+        self._fidelity: PynqFidelity | None = None  # set during a fidelity="pynq" run
 
     def clear_counters(self) -> None:
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
@@ -101,16 +112,25 @@ class SimDevice:
             self._programs.move_to_end(data)
         return prog
 
-    def run(self, insn_phys: int, insn_count: int, *, execute: bool = True, carry_sram: bool = False) -> RunResult:
+    def run(self, insn_phys: int, insn_count: int, *, execute: bool = True, carry_sram: bool = False,
+            fidelity: str = "reference", hw_exec: bool = False) -> RunResult:
         """Run ``insn_count`` instructions at physical address ``insn_phys`` until FINISH.
 
         With ``execute=False`` every check runs but no data moves except micro-op loads
         (the program verifier). With ``carry_sram=True`` the program may read SRAM entries that
         an earlier successful run on this device wrote (the hardware keeps them; the runtime's
         auto-flushed continuations rely on it); by default a run must write what it reads.
+        ``fidelity="pynq"`` also reports in ``divergences`` every construct the Pynq bitstream
+        executes differently, and with ``hw_exec=True`` executes as the bitstream does
+        (:mod:`vta.sim.hardware`); such runs are always checked, never replayed.
         Raises a ProgramError subclass for a bad program.
         """
+        if fidelity not in ("reference", "pynq") or (hw_exec and fidelity != "pynq"):
+            raise ConfigError(f"fidelity must be 'reference' or 'pynq' (hw_exec needs 'pynq'), got {fidelity!r} "
+                              f"with hw_exec={hw_exec!r}")
         prog = self.prepare(self.read_stream(insn_phys, insn_count))
+        if fidelity == "pynq":
+            return self._run_pynq(prog, execute, carry_sram, hw_exec)
         found = self._locate(prog)
         uop_bytes = b"".join(dram_rows(found[d.index], d).tobytes() for d in prog.dma.values()
                              if d.buf == "uop" and d.y)
@@ -136,6 +156,31 @@ class SimDevice:
             steps_done = tuple(steps) if execute else None
             prog.replay = _Verified(self.dram.generation, uop_bytes, steps_done, dict(counters), written)
         return self._finish(counters, prog, execute, False, written)
+
+    def _run_pynq(self, prog: Prepared, execute: bool, carry_sram: bool, hw_exec: bool) -> RunResult:
+        found = self._locate(prog)
+        counters = dict.fromkeys(COUNTER_NAMES, 0)
+        undo: UndoLog = []
+        track = AccessTracker(self.sram.depths, prog.sched, self.written if carry_sram else None)
+        if hw_exec:
+            # Verify with the reference semantics first; the bitstream's own pass may then read SRAM the
+            # reference would not have written (that is the divergence being shown), so it is not refused.
+            uops = self.sram.uop.copy()  # the check loads micro-ops with the reference semantics
+            self._checked(prog, found, dict(counters), False, [], [], track)
+            self.sram.uop[:] = uops
+            written = track.written()
+            track = AccessTracker(self.sram.depths, prog.sched, {b: np.ones_like(m) for b, m in written.items()})
+        self._fidelity = fid = PynqFidelity(self.env, self.sram, prog.stream, hw_exec)
+        try:
+            self._checked(prog, found, counters, execute, undo, [], track)
+        except ProgramError:
+            rollback(undo)
+            raise
+        finally:
+            self._fidelity = None
+        result = self._finish(counters, prog, execute, False, written if hw_exec else track.written())
+        result.divergences = fid.divergences
+        return result
 
     def _finish(self, counters: dict[str, int], prog: Prepared, executed: bool, replayed: bool,
                 written: dict[str, np.ndarray]) -> RunResult:
@@ -173,6 +218,8 @@ class SimDevice:
                     if d.y:
                         track.read("acc", slice(d.sram_lo, d.sram_hi), i, "STORE")
                         step = store_step(d, found[i], sram)
+                        if self._fidelity is not None:
+                            step = self._fidelity.store(i, d, found[i], step)
                     else:
                         continue
                 else:
@@ -181,6 +228,8 @@ class SimDevice:
                     else:
                         track.write(d.buf, slice(d.sram_lo, d.sram_hi), i, d.what)
                     step = load_step(d, found.get(i), env, sram)
+                    if self._fidelity is not None:
+                        step = self._fidelity.load(i, d, found.get(i), step)
                     if not execute and d.buf == "uop":
                         step(None)  # micro-ops are state the checks need, as in the reference's skip mode
             elif op == OP_GEMM:
@@ -219,6 +268,8 @@ class SimDevice:
             track.read("acc", plan.acc_set, i, "GEMM")
         track.write("acc", plan.acc_set, i, "GEMM")
         sram = self.sram
+        if self._fidelity is not None:
+            return self._fidelity.gemm(i, f, plan, uops, lambda undo: run_gemm(plan, sram))
         return lambda undo: run_gemm(plan, sram)
 
     def _alu(self, f: dict[str, int], words: tuple[int, int], i: int, track: AccessTracker,
@@ -230,5 +281,7 @@ class SimDevice:
         plan = self.plans.get(f, words, uops, i)
         track.read("acc", plan.read_set, i, "ALU")
         track.write("acc", plan.write_set, i, "ALU")
+        if self._fidelity is not None:
+            return self._fidelity.alu(i, f, plan)
         sram = self.sram
         return lambda undo: run_alu(plan, f, sram)

@@ -22,5 +22,8 @@ class Sram:
         self.inp = np.zeros((env.INP_BUFF_DEPTH, b, bi), dtype=np.float32)
         self.wgt_t = np.zeros((env.WGT_BUFF_DEPTH, bi, bo), dtype=np.float32)
         self.acc = np.zeros((env.ACC_BUFF_DEPTH, b, bo), dtype=np.int32)
+        # The bitstream's 8-bit output buffer (HLS out_mem, spec §3.4-3.5), which STORE reads there;
+        # only runs with fidelity="pynq", hw_exec=True maintain it (vta.sim.hardware).
+        self.out = np.zeros((env.ACC_BUFF_DEPTH, b, bo), dtype=np.int8)
         self.depths = {"uop": env.UOP_BUFF_DEPTH, "inp": env.INP_BUFF_DEPTH,
                        "wgt": env.WGT_BUFF_DEPTH, "acc": env.ACC_BUFF_DEPTH}

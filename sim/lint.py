@@ -1,0 +1,137 @@
+"""Hardware-divergence lint: constructs the Xilinx Pynq bitstream executes differently (spec §3.11, §2.7).
+
+The reference simulator and the HLS design agree on every program the VTA compiler emits, but
+not on these: ALU MUL and LOAD ACC_8BIT (not in the HLS design), padded WGT loads (pads
+ignored), UOP loads with y_size > 1 or padding (only x_size micro-ops copied), shift amounts
+outside -15..15 (HLS uses the low 5 bits, signed), and STOREs of accumulator entries whose
+8-bit output shadow was not written by the instruction that last wrote them (LOAD ACC, reset
+GEMM, MUL). The first five are visible in the instruction words (immediate shifts) or in the
+data (two-operand shifts); the last needs the accumulator entries every GEMM/ALU writes, so it
+is tracked during a run in ``pynq`` fidelity mode (:mod:`vta.sim.hardware`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vta.errors import ProgramError
+from vta.isa import ALU_MUL, ALU_SHR, MEM_ACC_8BIT, MEM_UOP, MEM_WGT, MODULES, OP_ALU, OP_LOAD, DecodedStream
+from vta.sim.checks import Index
+
+if TYPE_CHECKING:
+    from vta.sim.vector import Vector, VectorRun
+
+__all__ = ["KINDS", "SHIFT_RANGE", "Divergence", "ShadowTracker", "lint_vector", "static_divergences"]
+
+SHIFT_RANGE = (-15, 15)  # portable SHR amounts: sim, HLS (5-bit signed) and Chisel agree (spec §3.4)
+KINDS = {
+    "alu_mul": "ALU MUL is not implemented by the Xilinx HLS design: the destination is left unchanged",
+    "acc_8bit": "LOAD ACC_8BIT is not implemented by the Xilinx HLS design: nothing is loaded",
+    "wgt_pad": "the HLS WGT load ignores padding: rows are packed back to back at x_size per row",
+    "uop_2d": "the HLS UOP load copies only x_size micro-ops (y_size, x_stride and pads are ignored)",
+    "shift_range": "SHR amount outside -15..15: HLS uses the low 5 bits as a signed amount",
+    "store_unshadowed": "STORE of accumulator entries whose 8-bit output shadow was not written by their last "
+                        "writer: the hardware stores stale or different bytes",
+    "fetch_hang": "a command queue fills with instructions that wait on ones fetch cannot reach: the hardware hangs",
+}
+# Last writer of an accumulator entry, as far as the output shadow is concerned.
+SHADOWED, LOAD_ACC, RESET_GEMM, MUL = 0, 1, 2, 3
+_WRITER = {LOAD_ACC: "LOAD ACC", RESET_GEMM: "a reset GEMM", MUL: "ALU MUL"}
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """One instruction whose result on the Pynq bitstream differs from the reference simulator."""
+
+    index: int
+    module: str
+    kind: str
+    message: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"index": self.index, "module": self.module, "kind": self.kind, "message": self.message}
+
+
+def _uops(s: DecodedStream) -> np.ndarray:
+    g = s.gemm
+    return g["iter_out"] * g["iter_in"] * np.maximum(g["uop_end"] - g["uop_bgn"], 0)
+
+
+def static_divergences(s: DecodedStream) -> list[Divergence]:
+    """The divergences visible in the instruction words alone, in stream order."""
+    m, alu, op = s.mem, s.alu, s.opcode
+    load = (op == OP_LOAD) & (m["x_size"] > 0)
+    pads = (m["x_pad_0"] | m["x_pad_1"] | m["y_pad_0"] | m["y_pad_1"]) > 0
+    runs_alu = (op == OP_ALU) & (_uops(s) > 0)
+    lo, hi = SHIFT_RANGE
+    masks = {
+        "alu_mul": runs_alu & (alu["alu_opcode"] == ALU_MUL),
+        "acc_8bit": load & (m["memory_type"] == MEM_ACC_8BIT),
+        "wgt_pad": load & (m["memory_type"] == MEM_WGT) & pads,
+        "uop_2d": load & (m["memory_type"] == MEM_UOP) & ((m["y_size"] > 1) | pads),
+        "shift_range": runs_alu & (alu["alu_opcode"] == ALU_SHR) & (alu["use_imm"] > 0)
+                       & ((alu["imm"] < lo) | (alu["imm"] > hi)),
+    }
+    out = []
+    for kind, mask in masks.items():
+        for i in np.flatnonzero(mask).tolist():
+            detail = f" (immediate {int(alu['imm'][i])})" if kind == "shift_range" else ""
+            out.append(Divergence(i, MODULES[int(s.module[i])], kind, KINDS[kind] + detail))
+    return sorted(out, key=lambda d: d.index)
+
+
+class ShadowTracker:
+    """Which instruction last wrote each accumulator entry and whether it also wrote the 8-bit shadow."""
+
+    def __init__(self, depth: int):
+        self.kind = np.zeros(depth, dtype=np.int8)
+        self.writer = np.full(depth, -1, dtype=np.int64)
+        self.found: list[Divergence] = []
+        self._seen: set[tuple[int, str]] = set()
+
+    def add(self, d: Divergence) -> None:
+        """Record a divergence once per instruction and kind."""
+        if (d.index, d.kind) not in self._seen:
+            self._seen.add((d.index, d.kind))
+            self.found.append(d)
+
+    def note(self, index: int, module: str, kind: str, detail: str = "") -> None:
+        self.add(Divergence(index, module, kind, KINDS[kind] + detail))
+
+    def wrote(self, index: int, idx: Index, how: int) -> None:
+        self.kind[idx] = how
+        self.writer[idx] = index
+
+    def store(self, index: int, lo: int, hi: int) -> None:
+        """A STORE reads entries lo..hi-1 through the shadow."""
+        bad = np.flatnonzero(self.kind[lo:hi])
+        if len(bad):
+            e = lo + int(bad[0])
+            self.note(index, "store", "store_unshadowed",
+                      f" (entry {e} was last written by {_WRITER[int(self.kind[e])]}, instruction "
+                      f"{int(self.writer[e])}; {len(bad)} such entries)")
+
+    def shifts(self, index: int, amounts: np.ndarray) -> None:
+        """Two-operand SHR amounts read from the accumulator at run time."""
+        lo, hi = SHIFT_RANGE
+        bad = (amounts < lo) | (amounts > hi)
+        if bad.any():
+            self.note(index, "compute", "shift_range", f" (amount {int(amounts[bad].flat[0])} read from ACC)")
+
+
+def lint_vector(vector: Vector, hw_exec: bool = False) -> VectorRun:
+    """Run a golden vector in a fresh device with ``fidelity="pynq"``; divergences are on ``result``."""
+    from vta.sim.device import SimDevice
+    from vta.sim.vector import VectorRun
+
+    dev = SimDevice()
+    buf = dev.dram.alloc_at(vector.phys_base, len(vector.mem_in))
+    buf.data[:] = vector.mem_in
+    try:
+        result = dev.run(vector.insn_phys, vector.insn_count, fidelity="pynq", hw_exec=hw_exec)
+    except ProgramError as e:
+        return VectorRun(vector, None, e, buf.data)
+    return VectorRun(vector, result, None, buf.data)

@@ -1,0 +1,438 @@
+"""Cycle model of the Pynq-Z1 VTA bitstream: how long a program takes and where the time goes.
+
+Four modules run concurrently (spec §3.1): fetch reads 16-byte instructions over the bus into
+three 512-deep command queues; load, compute and store each execute their queue in order,
+popping dependency tokens (four 1024-deep FIFOs) before and pushing them after an instruction
+(§3.7). An instruction's cost depends only on its fields: DMA geometry for LOAD/STORE, the
+micro-op count ``iter_out * iter_in * (uop_end - uop_bgn)`` for GEMM/ALU. So the model needs
+no data and runs on the decoded words alone (the timing-only mode). Every assumption is one
+field of :class:`HwTiming`, with where it comes from; docs/perf-model.md discusses them.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from vta.config import Environment, get_env
+from vta.errors import DeadlockError, EncodingError, MissingFinishError
+from vta.isa import (
+    COMPUTE_MODULE,
+    LOAD_MODULE,
+    MEM_ACC,
+    MEM_ACC_8BIT,
+    MEM_INP,
+    MEM_UOP,
+    MEM_WGT,
+    OP_ALU,
+    OP_FINISH,
+    OP_GEMM,
+    OP_LOAD,
+    OP_STORE,
+    STORE_MODULE,
+    DecodedStream,
+    Layout,
+    get_isa,
+)
+from vta.sim.fetch import check_fields
+
+__all__ = ["PYNQ_Z1", "TRACKS", "HwTiming", "Interval", "ModuleTime", "Timing", "estimate"]
+
+TRACKS = ("fetch", "load", "compute", "store")
+L2G, G2L, G2S, S2G = range(4)
+# (queue of the prev flag, queue of the next flag) -> the queues used; -1 means the flag is clear.
+_FLAG_QUEUES = {(a, b): tuple(q for q in (a, b) if q >= 0) for a in range(-1, 4) for b in range(-1, 4)}
+
+
+@dataclass(frozen=True)
+class HwTiming:
+    """The model's assumptions, in cycles of the accelerator clock unless named otherwise."""
+
+    # Configured clock, MHz: pkg_config fpga_freq = 100 for pynq (spec §1.2). None: the Environment's.
+    clock_mhz: float | None = None
+    # AXI data bus width, bytes: VTA_BUS_WIDTH = 64 bits on Pynq (spec §1.3). None: the Environment's.
+    bus_bytes: int | None = None
+    # Command queues between fetch and the modules: fifo_generator 512 deep (spec §3.1, vivado.tcl).
+    cmd_queue_depth: int = 512
+    # Dependency token FIFOs: 1024 deep (spec §3.1, vivado.tcl).
+    token_queue_depth: int = 1024
+    # Cycles from a token push to the consumer seeing it: one FIFO write-to-read (assumed).
+    token_latency: int = 1
+    # First-beat latency of an AXI read burst through the Zynq S_AXI_ACP port. Assumed ~240 ns,
+    # a typical figure for ACP reads served from L2; to be calibrated on a board.
+    axi_read_latency: int = 24
+    # Write-response latency of an AXI write burst through ACP (assumed like the read latency).
+    axi_write_latency: int = 24
+    # Fetch: the HLS loop reads one 128-bit instruction per iteration; the instruction array is
+    # one long burst, so only the first read pays the latency.
+    fetch_overhead: int = 8
+    # Per instruction in load/compute/store: read the command FIFO, decode, token handshakes
+    # (HLS function entry/exit of a free-running module; assumed).
+    insn_overhead: int = 4
+    # Per LOAD/STORE with data: address computation and issuing the first request (assumed).
+    dma_setup: int = 4
+    # The HLS load/store loops issue one memcpy per DRAM row and wait for it to finish, so every
+    # row pays the bus latency before its beats stream at one beat per cycle (vta.cc load_2d).
+    # Zero-filled pad entries are written one SRAM entry per cycle (reset_mem loop).
+    pad_entry_cycles: int = 1
+    # GEMM: the uop loop is pipelined at II=1 (spec §3.3); the pipeline depth (uop read, operand
+    # reads, 16-way multiply/adder tree, accumulator write) is paid once per instruction (assumed).
+    gemm_ii: int = 1
+    gemm_fill: int = 10
+    # ALU: II=2 because the accumulator SRAM has one read port (spec §3.4); the HLS loop reads
+    # the source entry even with use_imm, so the immediate form runs at the same rate.
+    alu_ii_two_operand: int = 2
+    alu_ii_immediate: int = 2
+    alu_fill: int = 8
+
+
+PYNQ_Z1 = HwTiming()
+
+
+@dataclass(frozen=True)
+class ModuleTime:
+    """Where one module spent the run: executing, waiting for tokens or queue space, or idle."""
+
+    busy: int
+    token_stall: int  # waiting on a dependency pop or on a full token FIFO for a push
+    starved: int  # waiting for fetch to deliver the next command (fetch: waiting on a full command queue)
+    idle: int  # after its last instruction or before its first
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One instruction on one track of the timeline, in cycles from the start of the run."""
+
+    index: int
+    track: str
+    start: int
+    end: int
+    wait_from: int  # when the module took the command; start - wait_from cycles waiting for tokens
+    label: str
+
+
+@dataclass(frozen=True, eq=False)
+class Timing:
+    """Predicted execution of one program on the configured bitstream."""
+
+    cycles: int
+    clock_mhz: float
+    modules: dict[str, ModuleTime]
+    gemm_uops: int  # accumulating GEMM micro-ops: each is BATCH*BLOCK_IN*BLOCK_OUT MACs
+    macs: int
+    alu_uops: int
+    dram_bytes: dict[str, int]  # bytes moved over the bus per memory type, plus "insn" for fetch
+    bus_bytes: int
+    stream: DecodedStream = field(repr=False)
+    fetch_start: np.ndarray = field(repr=False)
+    fetch_end: np.ndarray = field(repr=False)
+    issue: np.ndarray = field(repr=False)
+    start: np.ndarray = field(repr=False)
+    end: np.ndarray = field(repr=False)
+
+    @property
+    def seconds(self) -> float:
+        return self.cycles / (self.clock_mhz * 1e6)
+
+    @property
+    def utilization(self) -> float:
+        """Fraction of cycles in which the GEMM core completed a micro-op (256 MAC/cycle is 1.0)."""
+        return self.gemm_uops / self.cycles if self.cycles else 0.0
+
+    @property
+    def gops(self) -> float:
+        """Achieved GOPS, counting a MAC as two operations as the published peak does (spec §8)."""
+        return 2 * self.macs / self.seconds / 1e9 if self.cycles else 0.0
+
+    @property
+    def bus_bytes_per_cycle(self) -> float:
+        return sum(self.dram_bytes.values()) / self.cycles if self.cycles else 0.0
+
+    @functools.cached_property
+    def intervals(self) -> tuple[Interval, ...]:
+        """Fetch interval of every instruction, then its execution interval on its module."""
+        from vta.sim.trace import label
+
+        out = [Interval(i, "fetch", int(a), int(b), int(a), label(self.stream, i))
+               for i, (a, b) in enumerate(zip(self.fetch_start.tolist(), self.fetch_end.tolist()))]
+        mod = self.stream.module.tolist()
+        for i, (w, a, b) in enumerate(zip(self.issue.tolist(), self.start.tolist(), self.end.tolist())):
+            out.append(Interval(i, TRACKS[mod[i] + 1], a, b, w, out[i].label))
+        return tuple(out)
+
+    def as_dict(self) -> dict:
+        """The summary as plain JSON types (no per-instruction data)."""
+        return {"cycles": self.cycles, "clock_mhz": self.clock_mhz, "seconds": self.seconds,
+                "gemm_uops": self.gemm_uops, "macs": self.macs, "alu_uops": self.alu_uops,
+                "utilization": self.utilization, "gops": self.gops, "dram_bytes": dict(self.dram_bytes),
+                "bus_bytes_per_cycle": self.bus_bytes_per_cycle,
+                "modules": {k: v.as_dict() for k, v in self.modules.items()}}
+
+
+def _elem_table(env: Environment) -> np.ndarray:
+    """DRAM bytes per element, indexed by memory_type (ACC_8BIT holds one int8 per lane)."""
+    t = np.zeros(8, dtype=np.int64)
+    t[[MEM_UOP, MEM_WGT, MEM_INP, MEM_ACC, MEM_ACC_8BIT]] = (
+        env.UOP_ELEM_BYTES, env.WGT_ELEM_BYTES, env.INP_ELEM_BYTES, env.ACC_ELEM_BYTES, env.ACC_ELEM_BYTES // 4)
+    return t
+
+
+def _costs(s: DecodedStream, hw: HwTiming, bus: int) -> tuple[np.ndarray, dict[str, int], int, int]:
+    """Per-instruction execution cycles, DRAM bytes per memory type, GEMM and ALU micro-op totals."""
+    env, op, m = s.env, s.opcode, s.mem
+    is_load, is_store = op == OP_LOAD, op == OP_STORE
+    y, x = m["y_size"], m["x_size"]
+    active = (is_load | is_store) & (x > 0)
+    elem = np.where(is_store, env.OUT_ELEM_BYTES, _elem_table(env)[m["memory_type"] & 7])
+    beats = -(-(x * elem) // bus)  # per row
+    latency = np.where(is_store, hw.axi_write_latency, hw.axi_read_latency)
+    pads = np.where(is_load, (m["x_pad_0"] + x + m["x_pad_1"]) * (m["y_pad_0"] + y + m["y_pad_1"]) - x * y, 0)
+    dma = np.where(active, hw.dma_setup + y * (latency + beats) + pads * hw.pad_entry_cycles, 0)
+    g = s.gemm
+    uops = g["iter_out"] * g["iter_in"] * np.maximum(g["uop_end"] - g["uop_bgn"], 0)
+    is_gemm, is_alu = op == OP_GEMM, op == OP_ALU
+    alu_ii = np.where(s.alu["use_imm"] > 0, hw.alu_ii_immediate, hw.alu_ii_two_operand)
+    loop = np.where(is_gemm & (uops > 0), hw.gemm_fill + uops * hw.gemm_ii, 0)
+    loop = np.where(is_alu & (uops > 0), hw.alu_fill + uops * alu_ii, loop)
+    dur = hw.insn_overhead + dma + loop
+    moved = np.where(active, x * y * elem, 0)
+    per_type = np.bincount(np.where(is_store, 8, m["memory_type"] & 7), weights=moved, minlength=9).astype(np.int64)
+    nbytes = {"inp": int(per_type[MEM_INP]), "wgt": int(per_type[MEM_WGT]),
+              "acc": int(per_type[MEM_ACC] + per_type[MEM_ACC_8BIT]), "uop": int(per_type[MEM_UOP]),
+              "out": int(per_type[8]), "insn": 16 * s.count}
+    gemm_uops = int(uops[is_gemm & (g["reset_reg"] == 0)].sum())
+    return dur, nbytes, gemm_uops, int(uops[is_alu].sum())
+
+
+def _queues(s: DecodedStream) -> tuple[list[int], ...]:
+    """Token queue each instruction pops/pushes through its prev and next flags (-1: none)."""
+    mod, m = s.module, s.mem
+    prev = np.where(mod == COMPUTE_MODULE, L2G, np.where(mod == STORE_MODULE, G2S, -1))
+    nxt = np.where(mod == COMPUTE_MODULE, S2G, np.where(mod == LOAD_MODULE, G2L, -1))
+    push_prev = np.where(mod == COMPUTE_MODULE, G2L, np.where(mod == STORE_MODULE, S2G, -1))
+    push_next = np.where(mod == COMPUTE_MODULE, G2S, np.where(mod == LOAD_MODULE, L2G, -1))
+    return tuple(np.where(m[k] > 0, q, -1).tolist() for k, q in (
+        ("pop_prev_dep", prev), ("pop_next_dep", nxt), ("push_prev_dep", push_prev), ("push_next_dep", push_next)))
+
+
+class _Events:
+    """Discrete-event run of fetch and the three module queues; times are cycles."""
+
+    def __init__(self, s: DecodedStream, dur: list[int], hw: HwTiming, bus: int):
+        self.hw, self.n, self.dur = hw, s.count, dur
+        self.mod = s.module.tolist()
+        self.pp, self.pn, self.up, self.un = _queues(s)
+        self.pops = [_FLAG_QUEUES[k] for k in zip(self.pp, self.pn)]
+        self.pushes = [_FLAG_QUEUES[k] for k in zip(self.up, self.un)]
+        self.queues: list[list[int]] = [np.flatnonzero(s.module == m).tolist() for m in range(3)]
+        qpos = np.zeros(self.n, dtype=np.int64)
+        for q in self.queues:
+            qpos[q] = np.arange(len(q))
+        self.qpos = qpos.tolist()
+        n = self.n
+        self.fetch_start, self.fetch_end = [0] * n, [0] * n
+        self.issue, self.start, self.end = [0] * n, [0] * n, [0] * n
+        self.fi, self.ft, self.fetch_stall = 0, hw.fetch_overhead, 0
+        self.fetch_ii = -(-16 // bus)  # a 128-bit instruction is this many bus beats
+        self.heads, self.free = [0, 0, 0], [0, 0, 0]
+        self.busy, self.token_stall, self.starved = [0, 0, 0], [0, 0, 0], [0, 0, 0]
+        self.pushed: list[list[int]] = [[], [], [], []]
+        self.popped: list[list[int]] = [[], [], [], []]
+
+    def run(self) -> None:
+        """Advance fetch and the modules in turn; a module is retried only once what blocked it changed."""
+        lists = (self.pushed, self.popped)
+        blocked: list[tuple[int, int, int] | None] = [None, None, None]
+        while True:
+            before = self.fi + sum(self.heads)
+            if self.fi < self.n:
+                self._fetch()
+            for m in range(3):
+                b = blocked[m]
+                if b is None or (self.fi > b[2] if b[0] < 0 else len(lists[b[0]][b[1]]) > b[2]):
+                    blocked[m] = self._module(m)
+            if self.fi + sum(self.heads) == before:
+                break
+        if self.fi < self.n or any(h < len(q) for h, q in zip(self.heads, self.queues)):
+            raise self._deadlock()
+
+    def _fetch(self) -> None:
+        """Fetch instructions in order until one finds its command queue full of unissued commands."""
+        mod, qpos, queues, heads, issue = self.mod, self.qpos, self.queues, self.heads, self.issue
+        depth, ii, fi, ft = self.hw.cmd_queue_depth, self.fetch_ii, self.fi, self.ft
+        while fi < self.n:
+            m, k = mod[fi], qpos[fi]
+            t = ft
+            if k >= depth:
+                if heads[m] <= k - depth:
+                    break  # the command `depth` places earlier has not left the queue yet
+                free_at = issue[queues[m][k - depth]]
+                if free_at > t:
+                    self.fetch_stall += free_at - t
+                    t = free_at
+            self.fetch_start[fi] = t
+            ft = t + ii
+            self.fetch_end[fi] = ft
+            fi += 1
+        self.fi, self.ft = fi, ft
+
+    def _module(self, m: int) -> tuple[int, int, int] | None:
+        """Run module ``m``'s queue until its head lacks its command, a token, or room for a push.
+
+        Returns what it waits for: (-1, 0, k) fetch past k, (0, q, k) more than k pushes on q,
+        (1, q, k) more than k pops from q; (-1, 0, n) once the queue is done (never true again).
+        """
+        q, h, free = self.queues[m], self.heads[m], self.free[m]
+        pushed, popped, depth, lat = self.pushed, self.popped, self.hw.token_queue_depth, self.hw.token_latency
+        fetch_end, fi, dur, pops_of, pushes_of = self.fetch_end, self.fi, self.dur, self.pops, self.pushes
+        busy = stall = starved = 0
+        wait = (-1, 0, self.n)
+        while h < len(q):
+            i = q[h]
+            if i >= fi:
+                wait = (-1, 0, i)
+                break
+            wait = None
+            issue = st = free if free > fetch_end[i] else fetch_end[i]
+            pops, pushes = pops_of[i], pushes_of[i]
+            for a in pops:
+                k = len(popped[a])
+                if k >= len(pushed[a]):
+                    wait = (0, a, k)
+                    break
+                if pushed[a][k] > st:
+                    st = pushed[a][k]
+            if wait:
+                break
+            end = done = st + dur[i]
+            for u in pushes:
+                k = len(pushed[u]) - depth
+                if k >= 0:
+                    if len(popped[u]) <= k:
+                        wait = (1, u, k)  # a full token FIFO whose freeing pop is not known yet
+                        break
+                    if popped[u][k] > done:
+                        done = popped[u][k]
+            if wait:
+                break
+            for u in pushes:
+                pushed[u].append(done + lat)
+            for a in pops:
+                popped[a].append(st)
+            starved += issue - free
+            stall += st - issue + done - end
+            busy += end - st
+            self.issue[i], self.start[i], self.end[i] = issue, st, end
+            free = done
+            h += 1
+        if h == len(q):
+            wait = (-1, 0, self.n)
+        self.heads[m], self.free[m] = h, free
+        self.busy[m] += busy
+        self.token_stall[m] += stall
+        self.starved[m] += starved
+        return wait
+
+    def _deadlock(self) -> DeadlockError:
+        names = ("l2g (load->compute)", "g2l (compute->load)", "g2s (compute->store)", "s2g (store->compute)")
+        for m, (h, q) in enumerate(zip(self.heads, self.queues)):
+            if h < len(q) and q[h] < self.fi:
+                i = q[h]
+                waits = [names[a] for a in self.pops[i] if len(self.popped[a]) >= len(self.pushed[a])]
+                what = f"waits for a token on {' and '.join(waits)}" if waits else "waits for room in a full token FIFO"
+                if self.fi < self.n:
+                    stuck = TRACKS[self.mod[self.fi] + 1]
+                    what += (f", while fetch is stuck at instruction {self.fi} because the {stuck} command queue "
+                             f"({self.hw.cmd_queue_depth} deep) is full: the hardware would hang")
+                return DeadlockError(what, index=i, module=TRACKS[m + 1])
+        return DeadlockError(f"fetch is stuck at instruction {self.fi}: its command queue is full and never drains",
+                             index=self.fi, module="fetch")
+
+
+def _module_times(ev: _Events, cycles: int) -> dict[str, ModuleTime]:
+    fetch_busy = ev.fetch_ii * ev.n + ev.hw.fetch_overhead
+    out = {"fetch": ModuleTime(fetch_busy, 0, ev.fetch_stall, max(0, cycles - fetch_busy - ev.fetch_stall))}
+    for m in range(3):
+        used = ev.busy[m] + ev.token_stall[m] + ev.starved[m]
+        out[TRACKS[m + 1]] = ModuleTime(ev.busy[m], ev.token_stall[m], ev.starved[m], max(0, cycles - used))
+    return out
+
+
+_FIELDS = {
+    "mem": ("opcode", "pop_prev_dep", "pop_next_dep", "push_prev_dep", "push_next_dep", "memory_type", "y_size",
+            "x_size", "x_stride", "y_pad_0", "y_pad_1", "x_pad_0", "x_pad_1"),
+    "gemm": ("reset_reg", "uop_bgn", "uop_end", "iter_out", "iter_in"),
+    "alu": ("alu_opcode", "use_imm", "imm"),
+}
+
+
+@functools.lru_cache(maxsize=16)
+def _layouts(env: Environment) -> dict[str, Layout]:
+    isa = get_isa(env)
+    return {k: Layout(lay.name, tuple(f for f in lay.fields if f.name in _FIELDS[k]), lay.word_bits, lay.total_bits)
+            for k, lay in (("mem", isa.mem), ("gemm", isa.gemm), ("alu", isa.alu))}
+
+
+class _TimingStream(DecodedStream):
+    """A stream decoded to only the fields the field checks and the timing model read.
+
+    Decoding all ~50 fields of the three formats would be most of a timing-only estimate.
+    """
+
+    def __init__(self, data: bytes, env: Environment):
+        raw = np.frombuffer(data, dtype=np.uint8)
+        if raw.size % 16:
+            raise EncodingError(f"an instruction stream is a multiple of 16 bytes, got {raw.size}")
+        self.env = env
+        self.words = raw.view("<u8").reshape(-1, 2)
+        self.count = len(self.words)
+        lay = _layouts(env)
+        self.mem, self.gemm, self.alu = (lay[k].unpack_array(self.words) for k in ("mem", "gemm", "alu"))
+        self.opcode = self.mem["opcode"]
+        is_load_mod = (self.opcode == OP_LOAD) & ((self.mem["memory_type"] == MEM_INP)
+                                                  | (self.mem["memory_type"] == MEM_WGT))
+        self.module = np.where(self.opcode == OP_STORE, STORE_MODULE, np.where(is_load_mod, LOAD_MODULE,
+                                                                               COMPUTE_MODULE))
+
+
+def _decoded(source: object, env: Environment | None) -> DecodedStream:
+    """A DecodedStream from bytes (field-checked here), a DecodedStream or a prepared program."""
+    if isinstance(source, DecodedStream):
+        return source
+    stream = getattr(source, "stream", None)
+    if isinstance(stream, DecodedStream):
+        return stream
+    s = _TimingStream(bytes(source), env or get_env())
+    check_fields(s)
+    return s
+
+
+def estimate(source: bytes | DecodedStream | object, env: Environment | None = None,
+             hw: HwTiming = PYNQ_Z1) -> Timing:
+    """Predict a program's run on the bitstream from its instruction words alone.
+
+    ``source`` is the stream's bytes, a :class:`~vta.isa.DecodedStream` or a prepared program
+    (anything with a ``stream``). Only what the timing needs is checked: well-formed words
+    (for bytes) and that every module can run to the end, including the hardware's own hang
+    when a command queue fills with instructions waiting on ones fetch cannot reach. Raises
+    the ProgramError of a defect found, MissingFinishError without FINISH.
+    """
+    s = _decoded(source, env)
+    if not (s.opcode == OP_FINISH).any():
+        raise MissingFinishError(f"the stream of {s.count} instruction(s) has no FINISH, so it never completes")
+    bus = hw.bus_bytes or (1 << s.env.LOG_BUS_WIDTH) // 8
+    dur, nbytes, gemm_uops, alu_uops = _costs(s, hw, bus)
+    ev = _Events(s, dur.tolist(), hw, bus)
+    ev.run()
+    end = np.asarray(ev.end, dtype=np.int64)
+    cycles = max(int(end.max(initial=0)), *ev.free)
+    env = s.env
+    return Timing(cycles, float(hw.clock_mhz or env.FPGA_FREQ_MHZ), _module_times(ev, cycles), gemm_uops,
+                  gemm_uops * env.BATCH * env.BLOCK_IN * env.BLOCK_OUT, alu_uops, nbytes, bus, s,
+                  np.asarray(ev.fetch_start, dtype=np.int64), np.asarray(ev.fetch_end, dtype=np.int64),
+                  np.asarray(ev.issue, dtype=np.int64), np.asarray(ev.start, dtype=np.int64), end)

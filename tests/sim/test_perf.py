@@ -1,0 +1,202 @@
+"""The cycle model: per-instruction costs from the constants, overlap, bounds, scaling, queue limits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.sim.programs import load_uops, program, put
+from vta.errors import DeadlockError, MissingFinishError
+from vta.isa import ALU_ADD, MEM_INP, MEM_WGT, OP_LOAD, AluInsn, FinishInsn, GemmInsn, MemInsn, encode_stream
+from vta.sim.perf import PYNQ_Z1, HwTiming, estimate
+from vta.sim.trace import busy_overlap
+
+HW = PYNQ_Z1
+BUS = 8  # 64-bit AXI on Pynq (spec §1.3)
+
+
+def gemm_cycles(uops: int) -> int:
+    return HW.insn_overhead + HW.gemm_fill + uops * HW.gemm_ii
+
+
+def load_cycles(y: int, x: int, elem: int, pad_entries: int = 0) -> int:
+    return HW.insn_overhead + HW.dma_setup + y * (HW.axi_read_latency + -(-(x * elem) // BUS)) + pad_entries
+
+
+def first_start() -> int:
+    return HW.fetch_overhead + 16 // BUS  # the first instruction is in its queue after one fetch
+
+
+def dur(t, i: int) -> int:
+    return int(t.end[i] - t.start[i])
+
+
+def test_instruction_costs_follow_the_constants():
+    insns = [GemmInsn(uop_end=3, iter_out=5, iter_in=7),
+             AluInsn(alu_opcode=ALU_ADD, uop_end=2, iter_out=3, iter_in=4),
+             AluInsn(alu_opcode=ALU_ADD, use_imm=1, imm=3, uop_end=2, iter_out=3),
+             GemmInsn(iter_out=0), FinishInsn()]
+    t = estimate(encode_stream(insns))
+    assert dur(t, 0) == gemm_cycles(105)
+    assert dur(t, 1) == HW.insn_overhead + HW.alu_fill + 24 * HW.alu_ii_two_operand
+    assert dur(t, 2) == HW.insn_overhead + HW.alu_fill + 6 * HW.alu_ii_immediate
+    assert dur(t, 3) == HW.insn_overhead  # zero trips: only the command handling
+    assert t.gemm_uops == 105 and t.macs == 105 * 256 and t.alu_uops == 30
+
+
+def test_dma_costs_pay_latency_per_row_and_one_cycle_per_pad_entry():
+    insns = [MemInsn(memory_type=MEM_INP, y_size=4, x_size=10, x_stride=20, y_pad_0=1, x_pad_1=2, push_next_dep=1),
+             MemInsn(memory_type=MEM_WGT, y_size=1, x_size=3, x_stride=3, push_next_dep=1),
+             GemmInsn(iter_out=0, pop_prev_dep=1), GemmInsn(iter_out=0, pop_prev_dep=1), FinishInsn()]
+    t = estimate(encode_stream(insns))
+    assert dur(t, 0) == load_cycles(4, 10, 16, pad_entries=5 * 12 - 40)
+    assert dur(t, 1) == load_cycles(1, 3, 256)
+    assert t.dram_bytes == {"inp": 640, "wgt": 768, "acc": 0, "uop": 0, "out": 0, "insn": 80}
+
+
+def test_serialized_program_takes_the_sum_of_its_parts(dev):
+    """Every instruction on the compute module, in order: no overlap, so cycles add up exactly."""
+    insns = [load_uops(dev, [(0, 0, 0), (1, 0, 0)]), GemmInsn(reset_reg=1, uop_end=2, iter_out=4, dst_factor_out=2)]
+    insns += [AluInsn(alu_opcode=ALU_ADD, use_imm=1, imm=k, uop_end=2, iter_out=4, dst_factor_out=2,
+                      src_factor_out=2) for k in range(5)]
+    run = program(dev, insns).run()
+    t = run.timing
+    parts = sum(dur(t, i) for i in range(len(insns) + 1))
+    assert t.cycles == first_start() + parts
+    assert t.modules["compute"].busy == parts
+    assert t.modules["compute"].token_stall == 0 and t.modules["load"].busy == 0
+
+
+def test_cross_module_chain_adds_one_token_latency_per_handoff():
+    insns = [MemInsn(memory_type=MEM_INP, y_size=1, x_size=8, x_stride=8, push_next_dep=1),
+             GemmInsn(uop_end=1, iter_out=64, pop_prev_dep=1, push_prev_dep=1),
+             MemInsn(memory_type=MEM_INP, y_size=1, x_size=8, x_stride=8, pop_next_dep=1, push_next_dep=1),
+             FinishInsn(pop_prev_dep=1)]
+    t = estimate(encode_stream(insns))
+    assert t.cycles == first_start() + sum(dur(t, i) for i in range(4)) + 3 * HW.token_latency
+
+
+def tiles(dev, n: int, double: bool, inp_x: int = 64, wgt_x: int = 4, uops: int = 64) -> tuple:
+    """n GEMM tiles; each loads INP and WGT, then one GEMM. ``double``: two SRAM contexts, so the
+    load of tile t waits for GEMM t-2 instead of t-1 (TVM's virtual threads)."""
+    inp = put(dev, np.ones((2 * inp_x, 16), dtype=np.int8))
+    wgt = put(dev, np.ones((2 * wgt_x, 256), dtype=np.int8))
+    lag = 2 if double else 1
+    insns = [load_uops(dev, [(u, c * inp_x + u % inp_x, c * wgt_x + u % wgt_x) for c in (0, 1) for u in range(uops)]),
+             GemmInsn(reset_reg=1, uop_end=uops)]
+    for t in range(n):
+        c = t % 2 if double else 0
+        insns += [MemInsn(memory_type=MEM_INP, sram_base=c * inp_x, dram_base=inp.phys_addr // 16 + c * inp_x,
+                          y_size=1, x_size=inp_x, x_stride=inp_x, pop_next_dep=int(t >= lag)),
+                  MemInsn(memory_type=MEM_WGT, sram_base=c * wgt_x, dram_base=wgt.phys_addr // 256 + c * wgt_x,
+                          y_size=1, x_size=wgt_x, x_stride=wgt_x, push_next_dep=1),
+                  GemmInsn(uop_bgn=c * uops, uop_end=(c + 1) * uops, pop_prev_dep=1, push_prev_dep=int(t + lag < n))]
+    return insns, load_cycles(1, inp_x, 16) + load_cycles(1, wgt_x, 256), gemm_cycles(uops)
+
+
+def test_double_buffering_overlaps_load_and_compute(dev):
+    n = 8
+    serial_insns, load, gemm = tiles(dev, n, double=False)
+    serial = program(dev, serial_insns).run().timing
+    dbuf = program(dev, tiles(dev, n, double=True)[0]).run().timing
+    assert serial.cycles >= n * (load + gemm)  # nothing overlaps
+    setup = dur(serial, 0) + dur(serial, 1)  # LOAD UOP and the reset GEMM may overlap the first load
+    assert busy_overlap(serial, "load", "compute") <= setup
+    # With two contexts only the first load is exposed (plus one token latency per tile).
+    assert dbuf.cycles <= serial.cycles - (n - 1) * min(load, gemm) + n * 2 * HW.token_latency
+    assert busy_overlap(dbuf, "load", "compute") >= (n - 1) * min(load, gemm) - n * 2 * HW.token_latency + setup
+    assert dbuf.gemm_uops == serial.gemm_uops
+
+
+def test_compute_bound_gemm_approaches_256_macs_per_cycle():
+    t = estimate(encode_stream([GemmInsn(uop_end=4, iter_out=500, iter_in=500), FinishInsn()]))
+    per_cycle = t.macs / t.cycles
+    fixed = first_start() + HW.insn_overhead * 2 + HW.gemm_fill
+    assert per_cycle == pytest.approx(256 * 1_000_000 / (1_000_000 + fixed), rel=1e-9)
+    assert per_cycle > 255.9 and t.utilization > 0.9996
+    assert t.gops == pytest.approx(2 * 256 * 100e6 / 1e9 * t.utilization)  # peak 51.2 GOPS at 100 MHz
+
+
+def test_dma_bound_load_approaches_the_bus_limit():
+    insns = [MemInsn(memory_type=MEM_WGT, y_size=1, x_size=1024, x_stride=1024, push_next_dep=1),
+             FinishInsn(pop_prev_dep=1)]
+    t = estimate(encode_stream(insns))
+    beats = 1024 * 256 // BUS
+    assert t.modules["load"].busy == load_cycles(1, 1024, 256) and t.modules["load"].busy - beats < 40
+    assert t.dram_bytes["wgt"] / t.cycles > BUS * 0.995
+
+
+def test_cycles_scale_linearly_with_work(dev):
+    def cycles(k: int) -> int:
+        insns = [GemmInsn(uop_end=2, iter_out=50), AluInsn(uop_end=1, iter_out=30, use_imm=1)] * k
+        return estimate(encode_stream(insns + [FinishInsn()])).cycles
+
+    c = [cycles(k) for k in (1, 2, 4, 8)]
+    step = c[1] - c[0]
+    assert step == gemm_cycles(100) + HW.insn_overhead + HW.alu_fill + 30 * HW.alu_ii_immediate
+    assert c[2] - c[1] == 2 * step and c[3] - c[2] == 4 * step
+    db = [program(dev, tiles(dev, n, double=True)[0]).run().timing.cycles for n in (4, 6, 8)]
+    assert db[2] - db[1] == db[1] - db[0]  # steady state: each extra pair of tiles costs the same
+
+
+def test_clock_and_constants_are_configurable():
+    data = encode_stream([GemmInsn(uop_end=1, iter_out=1000), FinishInsn()])
+    base, fast = estimate(data), estimate(data, hw=HwTiming(clock_mhz=200, gemm_fill=0))
+    assert fast.cycles == base.cycles - HW.gemm_fill
+    assert fast.seconds == pytest.approx(fast.cycles / 200e6)
+
+
+def test_run_result_timing_is_the_estimate_of_its_stream(dev):
+    insns, _, _ = tiles(dev, 3, double=True)
+    p = program(dev, insns)
+    run = p.run()
+    alone = estimate(dev.read_stream(p.insns.phys_addr, p.count))
+    assert run.timing.cycles == alone.cycles and np.array_equal(run.timing.start, alone.start)
+    assert run.timing.as_dict()["modules"]["compute"]["busy"] == alone.modules["compute"].busy
+
+
+def test_full_command_queue_stalls_fetch():
+    n = 600  # more than the 512-deep load queue: fetch waits for the load module to drain it
+    insns = [MemInsn(opcode=OP_LOAD, memory_type=MEM_INP, y_size=1, x_size=64, x_stride=64)] * n
+    t = estimate(encode_stream(insns + [MemInsn(x_size=0, push_next_dep=1), FinishInsn(pop_prev_dep=1)]))
+    assert t.modules["fetch"].starved > 0
+    k = n - HW.cmd_queue_depth  # instruction 512 + k is fetched once load took instruction k
+    assert t.fetch_start[HW.cmd_queue_depth + k - 1] >= t.issue[k - 1]
+
+
+def test_full_token_fifo_blocks_the_pusher():
+    n = HW.token_queue_depth + 50
+    insns = [GemmInsn(uop_end=1, iter_out=100_00)] + [MemInsn(x_size=0, push_next_dep=1)] * n
+    insns += [GemmInsn(iter_out=0, pop_prev_dep=1)] * n + [FinishInsn()]
+    t = estimate(encode_stream(insns))
+    # Push 1025 waits until the first pop, after the long GEMM: the loads before it took 4 cycles each.
+    exposed = gemm_cycles(10_000) - (HW.token_queue_depth + 1) * HW.insn_overhead
+    assert t.modules["load"].token_stall == pytest.approx(exposed, abs=50)
+    assert t.issue[2 + HW.token_queue_depth] >= t.start[1 + n]
+
+
+def test_fetch_deadlock_of_the_hardware_is_reported():
+    """Loads wait on compute instructions placed after them; a full load queue keeps fetch from them."""
+    n = HW.cmd_queue_depth + 10
+    insns = [MemInsn(x_size=0, pop_next_dep=1)] * n + [GemmInsn(iter_out=0, push_prev_dep=1)] * n
+    with pytest.raises(DeadlockError, match=r"command queue \(512 deep\) is full: the hardware would hang"):
+        estimate(encode_stream(insns + [FinishInsn()]))
+
+
+def test_missing_finish_and_token_deadlock_are_refused():
+    with pytest.raises(MissingFinishError, match=r"^missing_finish: the stream of 1 instruction\(s\) has no FINISH"):
+        estimate(encode_stream([GemmInsn(iter_out=0)]))
+    with pytest.raises(DeadlockError, match=r"^deadlock: instruction 0, compute module: waits for a token on l2g"):
+        estimate(encode_stream([FinishInsn(pop_prev_dep=1)]))
+
+
+def test_conv_vectors_predict_plausible_figures(vectors_dir):
+    from vta.sim.vector import load_vector
+
+    for path in sorted((vectors_dir / "conv").iterdir()):
+        v = load_vector(path)
+        t = estimate(v.insn_bytes())
+        assert t.macs == v.stats["gemm_counter"] * 256
+        assert t.dram_bytes["wgt"] == v.stats["wgt_load_nbytes"]
+        assert 0.1 < t.utilization < 1 and t.gops < 51.2
+        assert t.cycles >= t.modules["compute"].busy >= t.gemm_uops

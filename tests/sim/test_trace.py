@@ -1,0 +1,98 @@
+"""Timeline export: Chrome/Perfetto JSON, the PNG Gantt chart (optional matplotlib), the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tests.sim.test_perf import dur, tiles
+from vta.cli import main
+from vta.isa import MEM_INP, GemmInsn, MemInsn, encode_stream
+from vta.sim.device import SimDevice
+from vta.sim.perf import estimate
+from vta.sim.trace import MissingExtraError, busy_overlap, chrome_trace, label, write_json, write_png
+
+
+@pytest.fixture
+def timing():
+    insns = [MemInsn(memory_type=MEM_INP, y_size=1, x_size=8, x_stride=8, push_next_dep=1),
+             GemmInsn(uop_end=1, iter_out=100, pop_prev_dep=1), GemmInsn(iter_out=0, reset_reg=1)]
+    from vta.isa import FinishInsn
+
+    return estimate(encode_stream([*insns, FinishInsn()]))
+
+
+def test_one_interval_per_instruction_per_track(timing):
+    ivs = timing.intervals
+    assert [(iv.index, iv.track) for iv in ivs] == [(0, "fetch"), (1, "fetch"), (2, "fetch"), (3, "fetch"),
+                                                    (0, "load"), (1, "compute"), (2, "compute"), (3, "compute")]
+    assert [iv.label for iv in ivs[4:]] == ["LOAD INP", "GEMM", "GEMM reset", "FINISH"]
+    gemm = ivs[5]
+    assert gemm.start - gemm.wait_from > 0  # waited for the load's token
+    assert gemm.end - gemm.start == dur(timing, 1)
+
+
+def test_chrome_trace_events_are_in_microseconds(timing, tmp_path):
+    trace = chrome_trace(timing)
+    slices = [e for e in trace["traceEvents"] if e["ph"] == "X" and e["cat"] != "stall"]
+    waits = [e for e in trace["traceEvents"] if e.get("cat") == "stall"]
+    names = [e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "thread_name"]
+    assert names == ["fetch", "load", "compute", "store"] and len(slices) == 8
+    gemm = next(e for e in slices if e["name"] == "GEMM" and e["cat"] == "compute")
+    assert gemm["dur"] == pytest.approx(dur(timing, 1) / 100) and gemm["tid"] == 2
+    assert next(e for e in slices if e["name"] == "GEMM")["cat"] == "fetch"
+    assert gemm["ts"] == pytest.approx(int(timing.start[1]) / 100)
+    assert [w["args"]["for"] for w in waits] == ["GEMM"]
+    assert trace["otherData"]["cycles"] == timing.cycles
+    write_json(timing, tmp_path / "t.json")
+    assert json.loads((tmp_path / "t.json").read_text()) == json.loads(json.dumps(trace))
+
+
+def test_labels_name_alu_ops_and_nops(env):
+    from vta.isa import ALU_MAX, AluInsn, DecodedStream
+
+    s = DecodedStream(encode_stream([AluInsn(alu_opcode=ALU_MAX, use_imm=1, imm=-3), AluInsn(), MemInsn()], env), env)
+    assert [label(s, i) for i in range(3)] == ["ALU MAX -3", "ALU ADD", "NOP"]
+
+
+def test_overlap_is_zero_for_serial_and_large_for_double_buffered():
+    dev = SimDevice()
+    insns, load, gemm = tiles(dev, 6, double=True)
+    from tests.sim.programs import program
+
+    t = program(dev, insns).run().timing
+    assert busy_overlap(t, "load", "compute") >= 5 * min(load, gemm) - 20
+    assert busy_overlap(t, "load", "store") == 0
+
+
+def test_png_gantt_chart(timing, tmp_path):
+    pytest.importorskip("matplotlib")
+    write_png(timing, tmp_path / "t.png")
+    data = (tmp_path / "t.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_png_without_matplotlib_names_the_extra(timing, tmp_path, monkeypatch):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(MissingExtraError, match=r"^PNG timelines need matplotlib: pip install 'pynq-vta\[plot\]'$"):
+        write_png(timing, tmp_path / "t.png")
+
+
+def test_cli_trace_and_run_vector_timing(vectors_dir, tmp_path, capsys):
+    d = vectors_dir / "conv" / "conv_56_64_128_k1_s2"
+    assert main(["sim", "trace", str(d), "--json", str(tmp_path / "t.json")]) == 0
+    out = capsys.readouterr().out
+    trace = json.loads((tmp_path / "t.json").read_text())
+    cycles = trace["otherData"]["cycles"]
+    assert out.startswith(f"{cycles} cycles = ")
+    assert main(["sim", "run-vector", str(d), "--json"]) == 0
+    ran = json.loads(capsys.readouterr().out)
+    assert ran["timing"]["cycles"] == cycles and ran["status"] == "ok"
+    assert main(["sim", "run-vector", str(d), "--json", "--timing-only"]) == 0
+    assert json.loads(capsys.readouterr().out)["timing"] == ran["timing"]
+    assert main(["sim", "run-vector", str(d), "--json", "--fidelity", "pynq", "--hw-exec"]) == 0
+    assert json.loads(capsys.readouterr().out)["divergences"] == []
