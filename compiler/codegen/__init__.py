@@ -1,0 +1,19 @@
+"""vta.compiler.codegen: a lowered loop nest to VTA operations (DMA, micro-op kernels, tokens)."""
+
+from __future__ import annotations
+
+from vta.compiler.codegen.deps import inject_tokens
+from vta.compiler.codegen.emit import emit_ops
+from vta.compiler.codegen.ops import VtaOp
+from vta.compiler.codegen.sram import plan_sram
+from vta.compiler.lower.ir import LoweredFunc
+from vta.config import Environment
+
+__all__ = ["generate"]
+
+
+def generate(func: LoweredFunc, env: Environment) -> list[VtaOp]:
+    """Place SRAM tiles, emit the operations in program order and add the dependency tokens."""
+    ops = emit_ops(func, plan_sram(func, env), env)
+    inject_tokens(ops, env)
+    return ops

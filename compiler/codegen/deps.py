@@ -1,0 +1,49 @@
+"""Dependency tokens from data hazards: the minimal pushes and pops that keep a program correct.
+
+Load, compute and store run concurrently and in order (spec §3.1); only tokens order them
+(§3.7). For each operation this pass finds the latest operation of a neighbouring module
+that it conflicts with on SRAM (read after write, write after read, write after write) and,
+unless an earlier token already covers it, has that operation push a token which this one
+pops. Tokens are FIFOs, so the producers chosen for one queue must increase in program order,
+which taking "the latest conflicting one, if newer than the last synchronised" guarantees.
+Everything else may overlap: with double-buffered tiles (virtual threads) one context's loads
+run while the other's GEMMs do, which is the point of latency hiding (spec §7.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from vta.compiler.codegen.ops import COMPUTE, LOAD, STORE, VtaOp
+from vta.config import Environment
+
+__all__ = ["inject_tokens"]
+
+_NEIGHBOURS = {LOAD: (COMPUTE,), COMPUTE: (LOAD, STORE), STORE: (COMPUTE,)}
+
+
+def inject_tokens(ops: Sequence[VtaOp], env: Environment) -> None:
+    """Set ``pops``/``pushes`` on ``ops`` (in place) so every cross-module hazard is ordered."""
+    depth = {"inp": env.INP_BUFF_DEPTH, "wgt": env.WGT_BUFF_DEPTH, "acc": env.ACC_BUFF_DEPTH}
+    # last_write[module][scope][entry] / last_read: index of the newest op of that module touching it
+    last_write = {m: {s: np.full(d, -1) for s, d in depth.items()} for m in (LOAD, COMPUTE, STORE)}
+    last_read = {m: {s: np.full(d, -1) for s, d in depth.items()} for m in (LOAD, COMPUTE, STORE)}
+    synced = {(a, b): -1 for a in _NEIGHBOURS for b in _NEIGHBOURS[a]}
+    for i, op in enumerate(ops):
+        for other in _NEIGHBOURS[op.module]:
+            newest = -1
+            for f in op.reads:
+                newest = max(newest, int(last_write[other][f.scope][f.lo:f.hi].max(initial=-1)))
+            for f in op.writes:
+                newest = max(newest, int(last_write[other][f.scope][f.lo:f.hi].max(initial=-1)),
+                             int(last_read[other][f.scope][f.lo:f.hi].max(initial=-1)))
+            if newest > synced[other, op.module]:
+                ops[newest].pushes.add(op.module)
+                op.pops.add(other)
+                synced[other, op.module] = newest
+        for f in op.reads:
+            last_read[op.module][f.scope][f.lo:f.hi] = i
+        for f in op.writes:
+            last_write[op.module][f.scope][f.lo:f.hi] = i

@@ -1,0 +1,129 @@
+"""Micro-op kernel generation: GEMM nests and ``alu`` loop nests become GEMM/ALU instructions.
+
+A kernel has up to two hardware loops with constant index factors and a list of micro-ops
+(spec §3.3-3.4). Loops whose factors chain contiguously are merged first; then the two
+outermost loops become the hardware loops and the rest are unrolled into micro-ops, and if
+that makes too many micro-ops the outermost loops stay on the host, one instruction each
+(the FoldUopLoop idea of spec §7.4, applied to GEMM and ALU alike).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from vta.compiler.codegen.index import Form, Index, entry_form
+from vta.compiler.codegen.ops import COMPUTE, Footprint, KernelOp
+from vta.compiler.codegen.sram import Placement
+from vta.compiler.expr import IterVar
+from vta.compiler.lower.ir import BufferLoad, Gemm
+from vta.errors import LoweringError
+
+__all__ = ["MAX_KERNEL_UOPS", "GemmTemplate", "Operand", "kernel_ops"]
+
+# Micro-ops in one kernel: an eighth of the 8192-entry micro-op SRAM, so the kernels of a
+# tile (both virtual threads, reset, GEMM, ALU) stay resident together in the runtime's ring.
+MAX_KERNEL_UOPS = 1024
+
+
+class Operand:
+    """An SRAM operand of a kernel: its placement and the index of the entry's first element."""
+
+    def __init__(self, ref: BufferLoad, placements: Mapping, where: str) -> None:
+        if ref.buffer not in placements:
+            raise LoweringError(f"{where}: {ref.buffer.name} ({ref.buffer.scope}) is not an on-chip tile")
+        self.placement: Placement = placements[ref.buffer]
+        self.name = ref.buffer.name
+        self.indices = [Index(i, where) for i in ref.indices]
+
+    def form(self, env: Mapping[IterVar, int]) -> Form:
+        return entry_form(self.indices[:-2], self.placement.strides(), self.placement.start(env), env)
+
+
+def kernel_ops(loops: Sequence[tuple[IterVar, int]], forms: Sequence[Form], scopes: Sequence[str], *, gemm: bool,
+               writes: int = 1, where: str, **fields) -> list[KernelOp]:
+    """Instructions computing ``forms`` (dst first) over ``loops``; operand k lives in ``scopes[k]``."""
+    dims = []
+    for v, n in loops:
+        coefs = tuple(f.get(v, 0) for f in forms)
+        if n > 1:
+            dims.append((n, coefs))
+        elif any(coefs) and n < 1:
+            raise LoweringError(f"{where}: loop {v.name} has extent {n}")
+    known = {v for v, _ in loops}
+    for f in forms:
+        stray = [v.name for v in f if v is not None and v not in known]
+        if stray:
+            raise LoweringError(f"{where}: index uses loop {stray[0]} that is not part of this kernel")
+    dims = _merge(dims)
+    for control in range(len(dims) + 1):
+        hw, unrolled = dims[control:control + 2], _order(dims[control + 2:])
+        n_uops = int(np.prod([n for n, _ in unrolled])) if unrolled else 1
+        if n_uops <= MAX_KERNEL_UOPS and all(c >= 0 for _, cs in hw for c in cs):
+            break
+    ops = []
+    base = tuple(f[None] for f in forms)
+    for idx in itertools.product(*(range(n) for n, _ in dims[:control])):
+        start = tuple(b + sum(i * cs[k] for i, (_, cs) in zip(idx, dims)) for k, b in enumerate(base))
+        uops = _uops(start, unrolled)
+        hw_loops = tuple((n, *cs) for n, cs in hw)
+        ops.append(_op(gemm, hw_loops, uops, scopes, writes, **fields))
+    return ops
+
+
+def _merge(dims: list) -> list:
+    out: list = []
+    for n, cs in dims:
+        if out and all(o == c * n for o, c in zip(out[-1][1], cs)):
+            out[-1] = (out[-1][0] * n, cs)
+        else:
+            out.append((n, cs))
+    return out
+
+
+def _order(dims: list) -> list:
+    """Unrolled loops that leave the destination unchanged go outermost: consecutive micro-ops must not
+    write the same accumulator entry (the HLS GEMM pipeline, spec §3.3)."""
+    return [d for d in dims if d[1][0] == 0] + [d for d in dims if d[1][0] != 0]
+
+
+def _uops(start: tuple[int, ...], unrolled: list) -> tuple[tuple[int, ...], ...]:
+    grids = np.meshgrid(*(np.arange(n) for n, _ in unrolled), indexing="ij") if unrolled else []
+    cols = []
+    for k, s in enumerate(start):
+        col = np.full(grids[0].shape if grids else (), s, dtype=np.int64)
+        for g, (_, cs) in zip(grids, unrolled):
+            col = col + g * cs[k]
+        cols.append(col.ravel())
+    return tuple(zip(*(c.tolist() for c in cols)))
+
+
+def _op(gemm: bool, loops: tuple, uops: tuple, scopes: Sequence[str], writes: int, **fields) -> KernelOp:
+    feet = []
+    for k, scope in enumerate(scopes):
+        spans = [lp[0 + k + 1] * (lp[0] - 1) for lp in loops]
+        lo = min(u[k] for u in uops) + sum(min(0, s) for s in spans)
+        hi = max(u[k] for u in uops) + sum(max(0, s) for s in spans) + 1
+        feet.append(Footprint(scope, lo, hi))
+    return KernelOp(COMPUTE, tuple(feet), tuple(feet[:writes]), gemm=gemm, loops=loops, uops=uops, **fields)
+
+
+class GemmTemplate:
+    """A loop nest around one GEMM intrinsic call (or its reset), analysed once."""
+
+    def __init__(self, loops: Sequence[tuple[IterVar, int]], call: Gemm, placements: Mapping) -> None:
+        self.where = f"gemm on {call.acc.buffer.name}"
+        self.loops = list(loops)
+        self.call = call
+        self.acc = Operand(call.acc, placements, self.where)
+        self.inp = None if call.reset else Operand(call.inp, placements, self.where)
+        self.wgt = None if call.reset else Operand(call.wgt, placements, self.where)
+
+    def instantiate(self, env: Mapping[IterVar, int]) -> list[KernelOp]:
+        if self.call.reset:
+            forms = [self.acc.form(env), {None: 0}, {None: 0}]
+            return kernel_ops(self.loops, forms, ["acc"], gemm=True, where=self.where, reset=True)
+        forms = [self.acc.form(env), self.inp.form(env), self.wgt.form(env)]
+        return kernel_ops(self.loops, forms, ["acc", "inp", "wgt"], gemm=True, where=self.where)

@@ -1,0 +1,155 @@
+"""SRAM placement: where each on-chip tile buffer lives, per virtual thread.
+
+Buffers are placed like a stack per scope along the loop nest: a tile allocated inside a loop
+gets the same entries on every iteration (the dependency pass keeps the reuse safe), and a tile
+inside virtual threads gets one copy per thread (spec §7.4), which is what lets one thread load
+while another computes. An ALU stage that is the only reader of its operand writes in place
+over that operand's entries (the same rule the schedule checks use for capacity).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from vta.compiler.expr import IterVar, walk
+from vta.compiler.lower.ir import Allocate, Buffer, BufferLoad, For, Gemm, LoweredFunc, Pragma, Seq, Stmt, Store
+from vta.config import Environment
+from vta.errors import LoweringError
+
+__all__ = ["SCOPES", "Placement", "alu_parts", "plan_sram"]
+
+SCOPES = {"local.inp_buffer": "inp", "local.wgt_buffer": "wgt", "local.acc_buffer": "acc"}
+_DEPTH = {"inp": "INP_BUFF_DEPTH", "wgt": "WGT_BUFF_DEPTH", "acc": "ACC_BUFF_DEPTH"}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Entries of one tile buffer: ``base + thread * entries`` for each virtual-thread combination."""
+
+    scope: str
+    base: int
+    entries: int
+    shape: tuple[int, ...]
+    threads: tuple[tuple[IterVar, int], ...]
+
+    def start(self, env: Mapping[IterVar, int]) -> int:
+        """First entry of the copy that belongs to the virtual threads bound in ``env``."""
+        copy = 0
+        for var, extent in self.threads:
+            copy = copy * extent + env[var]
+        return self.base + copy * self.entries
+
+    def strides(self) -> tuple[int, ...]:
+        """Entry step of each leading dimension (the last two dims form one entry, spec §2.10)."""
+        out, step = [], 1
+        for n in reversed(self.shape[:-2]):
+            out.append(step)
+            step *= n
+        return tuple(reversed(out)) + (0, 0)
+
+
+def alu_parts(store: Store) -> tuple[BufferLoad | None, object]:
+    """(operand read at the destination's own index or None, the whole value) of an ALU store."""
+    from vta.compiler.expr import BinOp, Cast
+
+    value = store.value.value if isinstance(store.value, Cast) else store.value
+    operands = [value] if isinstance(value, BufferLoad) else \
+        [x.value if isinstance(x, Cast) else x for x in (value.a, value.b)] if isinstance(value, BinOp) else []
+    for x in operands:
+        if isinstance(x, BufferLoad) and x.indices == store.indices and x.buffer.shape == store.buffer.shape:
+            return x, value
+    return None, value
+
+
+def _reads(func: LoweredFunc) -> dict[Buffer, int]:
+    """How many statements read each buffer."""
+    count: dict[Buffer, int] = {}
+
+    def visit(s: Stmt) -> None:
+        if isinstance(s, Seq):
+            for x in s.stmts:
+                visit(x)
+        elif isinstance(s, (For, Allocate, Pragma)):
+            visit(s.body)
+        elif isinstance(s, Store):
+            for b in {n.buffer for n in walk(s.value) if isinstance(n, BufferLoad)}:
+                count[b] = count.get(b, 0) + 1
+        elif isinstance(s, Gemm):
+            for ref in (s.inp, s.wgt):
+                if ref is not None:
+                    count[ref.buffer] = count.get(ref.buffer, 0) + 1
+
+    visit(func.body)
+    return count
+
+
+def _aliases(func: LoweredFunc) -> dict[Buffer, Buffer]:
+    """ALU destination -> the operand buffer it overwrites in place."""
+    reads = _reads(func)
+    alias: dict[Buffer, Buffer] = {}
+
+    def visit(s: Stmt, alu: bool) -> None:
+        if isinstance(s, Seq):
+            for x in s.stmts:
+                visit(x, alu)
+        elif isinstance(s, Pragma):
+            visit(s.body, alu or s.key == "alu")
+        elif isinstance(s, (For, Allocate)):
+            visit(s.body, alu)
+        elif isinstance(s, Store) and alu:
+            src, _ = alu_parts(s)
+            if src is not None and src.buffer is not s.buffer and reads.get(src.buffer) == 1 \
+                    and src.buffer.scope == s.buffer.scope:
+                alias[s.buffer] = src.buffer
+
+    visit(func.body, False)
+    return alias
+
+
+def plan_sram(func: LoweredFunc, env: Environment) -> dict[Buffer, Placement]:
+    """Place every SRAM tile of ``func``; raise LoweringError if a scope overflows."""
+    alias = _aliases(func)
+    placed: dict[Buffer, Placement] = {}
+    top = dict.fromkeys(SCOPES.values(), 0)
+    peak = dict(top)
+
+    def visit(s: Stmt, threads: tuple[tuple[IterVar, int], ...]) -> None:
+        if isinstance(s, Seq):
+            for x in s.stmts:
+                visit(x, threads)
+        elif isinstance(s, For):
+            visit(s.body, threads + ((s.var, s.extent),) if s.kind == "vthread" else threads)
+        elif isinstance(s, Pragma):
+            visit(s.body, threads)
+        elif isinstance(s, Allocate):
+            buf, scope = s.buffer, SCOPES.get(s.buffer.scope)
+            if scope is None or buf in alias:
+                visit(s.body, threads)
+                return
+            entries = 1
+            for n in buf.shape[:-2]:
+                entries *= n
+            copies = 1
+            for _, n in threads:
+                copies *= n
+            placed[buf] = Placement(scope, top[scope], entries, buf.shape, threads)
+            top[scope] += entries * copies
+            peak[scope] = max(peak[scope], top[scope])
+            visit(s.body, threads)
+            top[scope] -= entries * copies
+
+    visit(func.body, ())
+    for scope, used in peak.items():
+        depth = getattr(env, _DEPTH[scope])
+        if used > depth:
+            raise LoweringError(f"{func.name}: the {scope} tiles need {used} SRAM entries at once but the buffer "
+                                f"holds {depth}; use smaller tiles or fewer virtual threads")
+    for buf, target in alias.items():
+        while target in alias:
+            target = alias[target]
+        if target not in placed:
+            raise LoweringError(f"{func.name}: {buf.name} writes in place over {target.name}, which is not an "
+                                "on-chip tile")
+        placed[buf] = placed[target]
+    return placed
