@@ -70,7 +70,7 @@ class AluTemplate:
         if self.op is None:
             return [] if forms[0] == dst else self._copy(dst, forms[0], self.operands[0])
         first, other = 0, 1
-        if self.op in _COMMUTATIVE and forms[1] == dst or isinstance(forms[0], int):
+        if (self.op in _COMMUTATIVE and forms[1] == dst) or isinstance(forms[0], int):
             first, other = 1, 0
         if isinstance(forms[first], int) or (self.op not in _COMMUTATIVE and first != 0):
             raise LoweringError(f"{self.where}: the first operand of {self.op} must be an accumulator element")

@@ -8,6 +8,7 @@ generated program runs on any runtime with any buffers.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -30,7 +31,7 @@ class Footprint:
 
 
 @dataclass(eq=False)
-class VtaOp:
+class VtaOp(ABC):
     """Base of the operations; ``pops``/``pushes`` are the queue ids the dependency pass adds."""
 
     module: int
@@ -47,8 +48,9 @@ class VtaOp:
         for to in sorted(self.pushes):
             queue.dep_push(self.module, to)
 
+    @abstractmethod
     def _emit(self, queue, buffers: Sequence) -> None:
-        raise NotImplementedError
+        """Append the instruction itself."""
 
     def _deps(self) -> str:
         pops = "".join(f" pop<{MODULE_NAMES[q]}" for q in sorted(self.pops))
@@ -75,7 +77,8 @@ class LoadOp(VtaOp):
                       x0, y0, x1, y1, self.sram_index, self.memory_type)
 
     def __str__(self) -> str:
-        pads = "" if not any(self.pads) else " pad(y %d,%d x %d,%d)" % self.pads
+        y0, y1, x0, x1 = self.pads
+        pads = f" pad(y {y0},{y1} x {x0},{x1})" if any(self.pads) else ""
         return (f"LOAD {MEM_NAMES[self.memory_type]} sram[{self.sram_index}] <- arg{self.param}"
                 f"[{self.elem_offset}] {self.y_size}x{self.x_size} stride {self.x_stride}{pads}{self._deps()}")
 
