@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from vta.runtime.backend import Backend, RunStatus, backend_for_target, create_b
 from vta.runtime.deps import InsnBuffer
 from vta.runtime.queue import DEBUG_DUMP_INSN, CommandQueue
 from vta.runtime.verify import Verifier
+
+if TYPE_CHECKING:
+    from vta.sim.perf import Timing
 
 __all__ = ["DeviceBuffer", "Runtime", "RuntimeStats", "get_runtime"]
 
@@ -142,6 +145,7 @@ class Runtime:
         self._uop_phys = self._uop_buf.phys_addr
         self.queue = CommandQueue(self, self.env, insn_capacity, uop_capacity)
         self.backend.on_reset(self.queue.reset)
+        self._program_runs: list[RunStatus] = []  # the device runs of the last program that ran
         self.closed = False
 
     # --- buffers --------------------------------------------------------------------------
@@ -180,6 +184,7 @@ class Runtime:
         self.verifier.verify(start, int(insn_count))
         status = self.backend.run(start, int(insn_count), self.timeout_s if timeout_s is None else timeout_s)
         self.backend.invalidate(buf._live("launch"))
+        self._program_runs = [status]
         self.stats.runs += 1
         self.stats.instructions += int(insn_count)
         return status
@@ -225,11 +230,49 @@ class Runtime:
             from vta.runtime.export import snapshot
             image = snapshot(self, stream, len(uops))
         status = self.backend.run(self._insn_buf.phys_addr, count, timeout_s)
+        if continued:
+            self._program_runs.append(status)
+        else:
+            self._program_runs = [status]
         self.stats.runs += 1
         self.stats.instructions += count
         self.stats.run_s += status.elapsed_s
         if image is not None:
             image.write(export_to, self, status)
+
+    # --- timing ---------------------------------------------------------------------------
+    def last_timing(self) -> Timing:
+        """The predicted Pynq-Z1 timing of the last program that ran, to compare schedules without a board.
+
+        The program is the last :meth:`CommandQueue.synchronize` or :meth:`launch` that reached the
+        device. When a synchronize auto-flushed, its device runs are joined back to back
+        (:func:`vta.sim.perf.concatenate`): the result covers the whole program. Computed on
+        demand, so runs that nobody times cost nothing extra.
+
+        Returns
+        -------
+        Timing
+            cycles, seconds, per-module busy/stall, GEMM utilization, GOPS, DRAM bytes per memory type.
+
+        Raises
+        ------
+        BackendError
+            The backend has no timing model (it is not the simulator), or nothing has run yet.
+
+        Example
+        -------
+        >>> rt = Runtime("sim")
+        >>> rt.queue.synchronize()
+        >>> rt.last_timing().cycles > 0
+        True
+        """
+        self.backend.require("timing", "timing model")
+        runs = self._program_runs
+        if not runs:
+            raise BackendError("last_timing: no program has run on this runtime yet")
+        from vta.sim.perf import concatenate
+
+        return concatenate([status.predict() for status in runs])
 
     def close(self) -> None:
         """Free every buffer and release the backend (idempotent)."""

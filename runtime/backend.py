@@ -12,13 +12,16 @@ import importlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from vta.config import MAX_XFER, Environment
 from vta.errors import BackendError, DeviceError, VTAError
+
+if TYPE_CHECKING:
+    from vta.sim.perf import Timing
 
 __all__ = ["BACKENDS", "TARGET_BACKENDS", "Backend", "RunStatus", "backend_for_target", "create_backend"]
 
@@ -34,18 +37,24 @@ TARGET_BACKENDS = {"sim": "sim", "tsim": "sim", "pynq": "pynq", "ultra96": "pynq
 
 @dataclass(frozen=True)
 class RunStatus:
-    """A completed run: how many instructions, wall time, and the device counters if it has them."""
+    """A completed run: how many instructions, wall time, and the device counters if it has them.
+
+    ``predict`` computes the run's predicted Pynq-Z1 :class:`~vta.sim.perf.Timing` when called, so
+    a run pays for the model only if someone asks; None unless the backend has ``timing``.
+    """
 
     insn_count: int
     elapsed_s: float
     counters: Mapping[str, int] | None
+    predict: Callable[[], Timing] | None = field(default=None, repr=False, compare=False)
 
 
 class Backend(ABC):
     """One device behind the runtime: buffers (numpy view + physical address), copies, runs.
 
     Subclasses set ``name`` and ``capabilities`` and implement the hooks; the public methods
-    here validate. Capabilities used by the runtime: ``counters`` (``counters()`` works).
+    here validate. Capabilities used by the runtime: ``counters`` (``counters()`` works) and
+    ``timing`` (``timing()`` works: the hook ``_predictor`` gives each run its prediction).
     """
 
     name: ClassVar[str] = ""
@@ -54,6 +63,7 @@ class Backend(ABC):
     def __init__(self) -> None:
         self._live: dict[int, tuple[Any, int]] = {}  # id(handle) -> (handle, nbytes)
         self._reset_hooks: list[Callable[[], None]] = []
+        self._last_run: RunStatus | None = None
 
     def _check_buffer(self, buf: Any, what: str) -> int:
         entry = self._live.get(id(buf))
@@ -145,14 +155,27 @@ class Backend(ABC):
             raise BackendError(f"{self.name} backend: run needs a positive instruction count, got {insn_count!r}")
         start = time.perf_counter()
         counters = self._guard("run", lambda: self._run(int(insn_phys), int(insn_count), float(timeout_s)))
-        return RunStatus(int(insn_count), time.perf_counter() - start, counters)
+        self._last_run = RunStatus(int(insn_count), time.perf_counter() - start, counters, self._predictor())
+        return self._last_run
+
+    def require(self, capability: str, what: str) -> None:
+        """Raise BackendError naming ``what`` and the capabilities this backend has, unless it has ``capability``."""
+        if capability not in self.capabilities:
+            raise BackendError(f"{self.name} backend has no {what} (capabilities: "
+                               f"{', '.join(sorted(self.capabilities)) or 'none'})")
 
     def counters(self) -> dict[str, int]:
         """The seven profiler counters of the last run (spec §3.9); needs the ``counters`` capability."""
-        if "counters" not in self.capabilities:
-            raise BackendError(f"{self.name} backend has no performance counters (capabilities: "
-                               f"{', '.join(sorted(self.capabilities)) or 'none'})")
+        self.require("counters", "performance counters")
         return dict(self._counters())
+
+    def timing(self) -> Timing:
+        """The predicted Pynq-Z1 timing of the last successful run (:mod:`vta.sim.perf`), computed on
+        first access; needs the ``timing`` capability. BackendError without it or before any run."""
+        self.require("timing", "timing model")
+        if self._last_run is None or self._last_run.predict is None:
+            raise BackendError(f"{self.name} backend: timing() before any run completed on it")
+        return self._last_run.predict()
 
     def on_reset(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` whenever the device is reset, so owners of queued state can drop it."""
@@ -210,6 +233,10 @@ class Backend(ABC):
 
     def _counters(self) -> Mapping[str, int]:
         raise BackendError(f"{self.name} backend declares counters but does not read them")
+
+    def _predictor(self) -> Callable[[], Timing] | None:
+        """Called right after a successful ``_run``: a callable predicting that run, or None (no model)."""
+        return None
 
     def _reset(self) -> None:
         """Nothing to reset by default."""

@@ -70,6 +70,16 @@ def test_counters_capability(backend: Backend):
             backend.counters()
 
 
+def test_timing_capability(backend: Backend, env):
+    rt = Runtime(backend, env=env)
+    programs.matmul_tile(rt, np.random.default_rng(1))
+    if "timing" in backend.capabilities:
+        assert backend.timing().gemm_uops == 16 and rt.last_timing() is backend.timing()
+    else:
+        with pytest.raises(BackendError, match=rf"^{backend.name} backend has no timing model \(capabilities: "):
+            backend.timing()
+
+
 def test_same_results_through_the_runtime(backend: Backend, env):
     rng = np.random.default_rng(3)
     rt = Runtime(backend, env=env, insn_capacity=4096, uop_capacity=4096)
