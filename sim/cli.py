@@ -59,7 +59,8 @@ def _timing_only(vector, args: argparse.Namespace, estimate, program_error) -> i
     try:
         timing = estimate(vector.insn_bytes())
     except program_error as e:
-        print(json.dumps({"status": "refused", "error_class": e.error_class, "message": str(e), "timing": None})
+        print(json.dumps({"status": "refused", "error_class": e.error_class, "message": str(e), "counters": None,
+                          "timing": None})
               if args.json else f"refused: {e}")
         return 1
     if args.json:

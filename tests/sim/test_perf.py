@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from tests.sim.programs import load_uops, program, put
-from vta.errors import DeadlockError, MissingFinishError
+from vta.errors import ConfigError, DeadlockError, MissingFinishError
 from vta.isa import ALU_ADD, MEM_INP, MEM_WGT, OP_LOAD, AluInsn, FinishInsn, GemmInsn, MemInsn, encode_stream
-from vta.sim.perf import PYNQ_Z1, HwTiming, estimate
+from vta.sim.perf import PYNQ_Z1, HwTiming, concatenate, estimate
 from vta.sim.trace import busy_overlap
 
 HW = PYNQ_Z1
@@ -200,3 +202,87 @@ def test_conv_vectors_predict_plausible_figures(vectors_dir):
         assert t.dram_bytes["wgt"] == v.stats["wgt_load_nbytes"]
         assert 0.1 < t.utilization < 1 and t.gops < 51.2
         assert t.cycles >= t.modules["compute"].busy >= t.gemm_uops
+
+
+def test_concatenated_runs_follow_each_other():
+    a = estimate(encode_stream([GemmInsn(uop_end=1, iter_out=100), FinishInsn()]))
+    b = estimate(encode_stream([MemInsn(memory_type=MEM_WGT, y_size=1, x_size=4, x_stride=4, push_next_dep=1),
+                                FinishInsn(pop_prev_dep=1)]))
+    both = concatenate([a, b])
+    assert concatenate([a]) is a
+    assert both.cycles == a.cycles + b.cycles and both.gemm_uops == 100 and both.dram_bytes["wgt"] == 1024
+    assert both.modules["load"].busy == b.modules["load"].busy and both.modules["load"].idle == a.cycles + \
+        b.modules["load"].idle
+    assert [iv.label for iv in both.intervals if iv.track != "fetch"] == ["GEMM", "FINISH", "LOAD WGT", "FINISH"]
+    assert both.start.tolist() == a.start.tolist() + (b.start + a.cycles).tolist()
+    with pytest.raises(ConfigError, match=r"^concatenate needs at least one Timing, got none$"):
+        concatenate([])
+    fast = estimate(encode_stream([FinishInsn()]), hw=HwTiming(clock_mhz=200))
+    with pytest.raises(ConfigError, match=r"^runs timed at different clocks or bus widths cannot be concatenated: "
+                                          r"\[\(100\.0, 8\), \(200\.0, 8\)\]$"):
+        concatenate([a, fast])
+
+
+def test_timing_only_refuses_the_defects_it_checks(vectors_dir):
+    """docs/perf-model.md: word-level checks and deadlocks, not the data-dependent defects."""
+    from vta.errors import ProgramError
+    from vta.sim.vector import load_vector
+
+    checked = {"bad_memory_type", "deadlock", "illegal_dep_flag", "malformed_insn", "missing_finish", "unknown_opcode"}
+    seen = set()
+    for path in sorted((vectors_dir / "negative").iterdir()):
+        v = load_vector(path)
+        try:
+            estimate(v.insn_bytes())
+            got = None
+        except ProgramError as e:
+            got = e.error_class
+        if v.meta["class"] in checked:
+            assert got == v.meta["class"], path.name
+        else:  # dram_oob, sram_oob, race, uninit_sram, early_finish need the data or the SRAM state
+            assert got in (None, "deadlock"), path.name  # an early FINISH can leave a module waiting
+        seen.add(v.meta["class"])
+    assert checked < seen
+
+
+def test_cli_timing_only_refusal(vectors_dir, capsys):
+    from vta.cli import main
+
+    assert main(["sim", "run-vector", str(vectors_dir / "negative" / "neg_deadlock_1"), "--timing-only", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out) == {
+        "status": "refused", "error_class": "deadlock", "counters": None, "timing": None,
+        "message": "deadlock: instruction 1, load module: waits for a token on g2l (compute->load)"}
+
+
+@pytest.mark.slow
+def test_timing_only_is_ten_times_faster_than_functional_simulation(vectors_dir):
+    """Issue 4: the timing-only mode, for tuning, at >= 10x a functional first run on every conv vector.
+
+    Timing-sensitive, so it runs in CI's separate slow pass. The two are measured in turn so that
+    a busy machine slows both; the best of several runs is compared.
+    """
+    import time
+
+    from vta.sim.device import SimDevice
+    from vta.sim.vector import load_vector
+
+    def seconds(fn) -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    def functional(v) -> None:
+        dev = SimDevice()
+        dev.dram.alloc_at(v.phys_base, len(v.mem_in)).data[:] = v.mem_in
+        dev.run(v.insn_phys, v.insn_count)
+
+    ratios = {}
+    for path in sorted((vectors_dir / "conv").iterdir()):
+        v = load_vector(path)
+        data = v.insn_bytes()
+        runs, model = [], []
+        for _ in range(8):
+            runs.append(seconds(lambda v=v: functional(v)))
+            model += [seconds(lambda d=data: estimate(d)) for _ in range(4)]
+        ratios[path.name] = round(min(runs) / min(model), 1)
+    assert min(ratios.values()) >= 10, ratios
