@@ -11,7 +11,8 @@ import numpy as np
 from vta.config import get_env
 from vta.errors import ScheduleError
 
-__all__ = ["pack_dense", "pack_nchw", "pack_oihw", "unpack_dense", "unpack_nchw", "unpack_oihw"]
+__all__ = ["pack_dense", "pack_dense_weight", "pack_nchw", "pack_oihw", "pad_to_multiple", "unpack_dense",
+           "unpack_nchw", "unpack_oihw"]
 
 
 def _blocks(shape: tuple[int, ...], factors: dict[int, int], what: str) -> None:
@@ -68,6 +69,28 @@ def pack_dense(x: np.ndarray, rows: int | None = None, cols: int | None = None) 
     n, k = x.shape
     _blocks(x.shape, {0: rows, 1: cols}, "pack_dense")
     return np.ascontiguousarray(x.reshape(n // rows, rows, k // cols, cols).transpose(0, 2, 1, 3))
+
+
+def pack_dense_weight(w: np.ndarray) -> np.ndarray:
+    """(M, K) weights -> (M/BLOCK_OUT, K/BLOCK_IN, BLOCK_OUT, BLOCK_IN), one WGT entry per block (spec §7.1)."""
+    env = get_env()
+    return pack_dense(w, env.BLOCK_OUT, env.BLOCK_IN)
+
+
+def pad_to_multiple(x: np.ndarray, axis: int, multiple: int) -> np.ndarray:
+    """Zero-pad ``axis`` at its end up to a multiple of ``multiple`` (channels that do not fill a block, spec §7.1).
+
+    Examples
+    --------
+    >>> pad_to_multiple(np.ones((1, 3, 2, 2), np.int8), 1, 16).shape
+    (1, 16, 2, 2)
+    """
+    if not -x.ndim <= axis < x.ndim or multiple <= 0:
+        raise ScheduleError(f"pad_to_multiple: axis {axis} of a {x.ndim}-d array to a multiple of {multiple}: "
+                            "expected an existing axis and a positive multiple")
+    widths = [(0, 0)] * x.ndim
+    widths[axis] = (0, -x.shape[axis] % multiple)
+    return np.pad(x, widths)
 
 
 def unpack_dense(y: np.ndarray) -> np.ndarray:

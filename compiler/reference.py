@@ -74,11 +74,17 @@ def alu(op: str, a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
 
 
 def max_pool2d(data: np.ndarray, pool: tuple[int, int], strides: tuple[int, int],
-               padding: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """Max-pool over H and W of packed data; padding takes the dtype's minimum so it never wins."""
+               padding: tuple[int, int] = (0, 0), pad_value: int | None = 0) -> np.ndarray:
+    """Max-pool over H and W of packed data.
+
+    Padding is ``pad_value``, 0 by default because VTA's LOAD only inserts zeros (spec §3.2):
+    that is a true max-pool only for inputs >= 0 (after relu). ``pad_value=None`` pads with
+    the dtype's minimum, so padding never wins.
+    """
     (kh, kw), (sh, sw), (ph, pw) = pool, strides, padding
     low = np.iinfo(data.dtype).min
-    x = np.pad(data, ((0, 0), (0, 0), (ph, ph), (pw, pw), (0, 0), (0, 0)), constant_values=low)
+    fill = low if pad_value is None else pad_value
+    x = np.pad(data, ((0, 0), (0, 0), (ph, ph), (pw, pw), (0, 0), (0, 0)), constant_values=fill)
     oh, ow = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
     out = np.full(x.shape[:2] + (oh, ow) + x.shape[4:], low, data.dtype)
     for di in range(kh):

@@ -38,3 +38,22 @@ def test_channels_must_be_multiples_of_the_block():
         layout.pack_nchw(np.zeros((1, 3, 4, 4), np.int8))
     with pytest.raises(ScheduleError, match=r"^unpack_nchw: expected a 6-d packed array, got shape \(4, 4\)$"):
         layout.unpack_nchw(np.zeros((4, 4), np.int8))
+
+
+def test_dense_weight_blocks_and_int32_activations(rng):
+    w = rng.integers(-128, 128, (32, 48)).astype(np.int8)
+    p = layout.pack_dense_weight(w)
+    assert p.shape == (2, 3, 16, 16) and p[1, 2, 3, 4] == w[19, 36]
+    acc = rng.integers(-(2**31), 2**31, (1, 32, 3, 3)).astype(np.int32)
+    packed = layout.pack_nchw(acc)
+    assert packed.dtype == np.int32 and packed.shape == (1, 2, 3, 3, 1, 16)
+    np.testing.assert_array_equal(layout.unpack_nchw(packed), acc)
+
+
+def test_pad_to_multiple_fills_whole_blocks_with_zeros():
+    x = np.ones((1, 3, 2, 2), np.int8)
+    p = layout.pad_to_multiple(x, 1, 16)
+    assert p.shape == (1, 16, 2, 2) and p[:, :3].all() and not p[:, 3:].any()
+    assert layout.pad_to_multiple(p, 1, 16).shape == p.shape
+    with pytest.raises(ScheduleError, match=r"^pad_to_multiple: axis 4 of a 4-d array to a multiple of 16: expected "):
+        layout.pad_to_multiple(x, 4, 16)

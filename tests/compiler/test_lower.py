@@ -5,18 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.compiler.conftest import conv2d_packed, dense_packed, schedule_conv2d
 from vta.compiler import lower, reference, te
 from vta.compiler.interp import evaluate, run
 from vta.compiler.intrin import gemm_intrin
 from vta.compiler.lower.pipeline import PASSES
+from vta.compiler.ops import Conv2dConfig, Conv2dWorkload, Epilogue, conv2d, conv2d_packed, dense_packed
+from vta.compiler.ops import schedule_conv2d_packed as schedule_conv2d
 from vta.compiler.schedule import create_schedule
 from vta.errors import ScheduleError
 
 
 def _dense_schedule(n_blk, k_blk, m_blk):
-    data, weight, res = dense_packed(n_blk, k_blk, m_blk)
-    out = te.compute(res.shape, lambda *i: res[i].astype("int8"), "out")
+    data = te.placeholder((n_blk, k_blk, 1, 16), "int8", "A")
+    weight = te.placeholder((m_blk, k_blk, 16, 16), "int8", "W")
+    dense = dense_packed(data, weight)
+    res, out = dense.res, dense.out
     s = create_schedule(out)
     s[res].set_scope("local.acc_buffer")
     dbuf = s.cache_read(data, "local.inp_buffer", [res])
@@ -44,9 +47,9 @@ def test_dense_dump_shows_tiles_pragmas_and_gemm():
     text = str(lower(s, [data, weight, out], "dense", debug=True))
     assert text.splitlines()[0] == ("func dense(A: int8[1, 4, 1, 16] @global, W: int8[2, 4, 16, 16] @global, "
                                     "out: int8[1, 2, 1, 16] @global) {")
-    assert "alloc C: int32[1, 1, 1, 16] @local.acc_buffer" in text
-    assert "gemm.reset(C[0, 0, 0, 0])" in text
-    assert "gemm(C[0, 0, 0, 0] += A.local.inp_buffer[0, 0, 0, 0] x W.local.wgt_buffer[0, 0, 0, 0])" in text
+    assert "alloc dense: int32[1, 1, 1, 16] @local.acc_buffer" in text
+    assert "gemm.reset(dense[0, 0, 0, 0])" in text
+    assert "gemm(dense[0, 0, 0, 0] += A.local.inp_buffer[0, 0, 0, 0] x W.local.wgt_buffer[0, 0, 0, 0])" in text
     assert text.count("// pragma dma_copy") == 3
 
 
@@ -61,28 +64,30 @@ def test_dense_is_bit_exact(rng):
 
 
 @pytest.mark.parametrize(("shape", "knobs"), [
-    ((8, 8, 2, 4, 3, 1, 1), ([2, 4], [1, 8], [2, 1], [2, 2], 2, 1)),
-    ((8, 8, 2, 2, 3, 2, 1), ([2, 2], [1, 4], [1, 2], [1, 2], 1, 2)),
-    ((6, 6, 1, 2, 1, 2, 0), ([1, 3], [1, 3], [1, 1], [2, 1], 2, 1)),
+    ((8, 8, 32, 64, 3, 1, 1), ([2, 4], [1, 8], [2, 1], [2, 2], 2, 1)),
+    ((8, 8, 32, 32, 3, 2, 1), ([2, 2], [1, 4], [1, 2], [1, 2], 1, 2)),
+    ((6, 6, 16, 32, 1, 2, 0), ([1, 3], [1, 3], [1, 1], [2, 1], 2, 1)),
 ])
 def test_conv2d_template_is_bit_exact(rng, shape, knobs):
-    tensors = conv2d_packed(*shape)
-    data, kernel, out = tensors[0], tensors[1], tensors[5]
-    func = lower(schedule_conv2d(tensors, *knobs), [data, kernel, out], debug=True)
-    d = rng.integers(-128, 128, data.shape).astype(np.int8)
-    k = rng.integers(-128, 128, kernel.shape).astype(np.int8)
-    got = np.zeros(out.shape, np.int8)
+    th, tw, tci, tco, oc_t, h_t = knobs
+    cfg = Conv2dConfig(tile_h=th, tile_w=tw, tile_ci=tci, tile_co=tco, oc_nthread=oc_t, h_nthread=h_t)
+    op = conv2d(Conv2dWorkload("t", *shape), cfg, Epilogue(shift=4, relu=True, clip=(0, 127)))
+    data, kernel, out = op.args
+    func = lower(op.schedule, op.args, debug=True)
+    d, k = op.random_inputs(rng)
+    got = op.empty_output()
     run(func, d, k, got)
-    _, _, _, _, stride, pad = shape[1:]
-    want = reference.conv2d_requant(d, k, (stride, stride), (pad, pad), 4, relu=True, clip=(0, 127))
+    want = op.reference(d, k)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(evaluate(out, {data: d, kernel: k}), want)
     assert "for vthread" in str(func)
 
 
 def test_conv2d_padding_is_read_with_absolute_coordinates():
-    tensors = conv2d_packed(8, 8, 1, 1, 3, 1, 1)
-    text = str(lower(schedule_conv2d(tensors, [2, 4], [1, 8], [1, 1], [1, 1])))
+    data = te.placeholder((1, 1, 8, 8, 1, 16), "int8", "data")
+    kernel = te.placeholder((1, 1, 3, 3, 16, 16), "int8", "kernel")
+    cfg = Conv2dConfig(tile_h=[2, 4], tile_w=[1, 8], tile_ci=[1, 1], tile_co=[1, 1])
+    text = str(lower(schedule_conv2d(conv2d_packed(data, kernel, 1, 1), cfg)))
     assert "((i2.outer * 4) + idx2) >= 1" in text
 
 

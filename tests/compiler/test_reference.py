@@ -48,7 +48,8 @@ def test_alu_shr_negative_amount_shifts_left():
         reference.alu("SUB", np.array([1]), 1)
 
 
-def test_max_pool_padding_never_wins():
+def test_max_pool_pads_with_zero_like_the_dma_unless_told_otherwise():
     x = np.full((1, 1, 2, 2, 1, 16), -5, np.int8)
     out = reference.max_pool2d(x, (3, 3), (1, 1), (1, 1))
-    assert out.shape == (1, 1, 2, 2, 1, 16) and (out == -5).all()
+    assert out.shape == (1, 1, 2, 2, 1, 16) and (out == 0).all()
+    assert (reference.max_pool2d(x, (3, 3), (1, 1), (1, 1), pad_value=None) == -5).all()

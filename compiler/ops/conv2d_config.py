@@ -1,0 +1,265 @@
+"""The conv2d workload, the seven knobs of the VTA conv2d template, and the default tiler.
+
+The knobs are TVM's (spec §7.3): ``tile_b``, ``tile_h``, ``tile_w``, ``tile_ci``, ``tile_co`` are
+``[outer, inner]`` splits of the batch, output rows, output columns, input-channel blocks and
+output-channel blocks; ``oc_nthread`` and ``h_nthread`` split the outer output-channel / row
+loop into 2 virtual threads. The inner sizes are one virtual thread's tile; the outer sizes
+include the thread factor, so published configurations apply unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from vta.compiler.ops.common import divisors
+from vta.config import Environment, get_env
+from vta.errors import ScheduleError
+
+__all__ = ["Conv2dConfig", "Conv2dWorkload", "conv2d_footprint", "conv2d_traffic", "default_conv2d_config"]
+
+_TILES = ("tile_b", "tile_h", "tile_w", "tile_ci", "tile_co")
+_THREADS = ("oc_nthread", "h_nthread")
+_DEPTH = {"local.inp_buffer": "INP_BUFF_DEPTH", "local.wgt_buffer": "WGT_BUFF_DEPTH",
+          "local.acc_buffer": "ACC_BUFF_DEPTH"}
+_KNOBS_OF = {"local.inp_buffer": "tile_h, tile_w, tile_ci", "local.wgt_buffer": "tile_ci, tile_co",
+             "local.acc_buffer": "tile_h, tile_w, tile_co"}
+
+
+@dataclass(frozen=True)
+class Conv2dWorkload:
+    """One conv2d layer in logical units: square ``kernel``, equal ``stride`` and ``pad`` on H and W.
+
+    Examples
+    --------
+    >>> wl = Conv2dWorkload("C2", 56, 56, 64, 64, 3, 1, 1)
+    >>> (wl.out_h, wl.data_shape, wl.kernel_shape)
+    (56, (1, 4, 56, 56, 1, 16), (4, 4, 3, 3, 16, 16))
+    """
+
+    name: str
+    h: int
+    w: int
+    in_channels: int
+    out_channels: int
+    kernel: int
+    stride: int
+    pad: int
+    batch: int = 1
+
+    def __post_init__(self) -> None:
+        for f in fields(self)[1:]:
+            v = getattr(self, f.name)
+            low = 0 if f.name == "pad" else 1
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ScheduleError(f"conv2d {self.name}: {f.name}={v!r}: expected an integer >= {low}")
+        if self.out_h < 1 or self.out_w < 1:
+            raise ScheduleError(f"conv2d {self.name}: a {self.kernel}x{self.kernel} kernel does not fit the "
+                                f"{self.h}x{self.w} input padded by {self.pad}")
+
+    @property
+    def out_h(self) -> int:
+        return (self.h + 2 * self.pad - self.kernel) // self.stride + 1
+
+    @property
+    def out_w(self) -> int:
+        return (self.w + 2 * self.pad - self.kernel) // self.stride + 1
+
+    def _blocks(self, what: str, n: int, block: int) -> int:
+        if n % block:
+            raise ScheduleError(f"conv2d {self.name}: {what}={n} is not a multiple of {block}; zero-pad it first")
+        return n // block
+
+    def blocks(self, env: Environment | None = None) -> tuple[int, int, int]:
+        """(batch, input-channel, output-channel) counts of packed blocks."""
+        env = env or get_env()
+        return (self._blocks("batch", self.batch, env.BATCH), self._blocks("in_channels", self.in_channels,
+                env.BLOCK_IN), self._blocks("out_channels", self.out_channels, env.BLOCK_OUT))
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        env = get_env()
+        nb, cib, _ = self.blocks(env)
+        return (nb, cib, self.h, self.w, env.BATCH, env.BLOCK_IN)
+
+    @property
+    def kernel_shape(self) -> tuple[int, ...]:
+        env = get_env()
+        _, cib, cob = self.blocks(env)
+        return (cob, cib, self.kernel, self.kernel, env.BLOCK_OUT, env.BLOCK_IN)
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        env = get_env()
+        nb, _, cob = self.blocks(env)
+        return (nb, cob, self.out_h, self.out_w, env.BATCH, env.BLOCK_OUT)
+
+    @property
+    def ops(self) -> int:
+        """Integer operations (2 per multiply-accumulate), as TVM registers them."""
+        return 2 * self.batch * self.out_channels * self.out_h * self.out_w * self.in_channels * self.kernel ** 2
+
+    def random_inputs(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Packed int8 data and kernel over the whole int8 range."""
+        data = rng.integers(-128, 128, self.data_shape).astype(np.int8)
+        kernel = rng.integers(-128, 128, self.kernel_shape).astype(np.int8)
+        return data, kernel
+
+
+@dataclass(frozen=True, kw_only=True)
+class Conv2dConfig:
+    """The seven knobs of TVM's VTA conv2d template (spec §7.3); lists are accepted for the splits.
+
+    Raises
+    ------
+    ScheduleError
+        If a split is not two positive integers or a thread count is not 1 or 2; :meth:`check`
+        compares the knobs with a workload.
+
+    Examples
+    --------
+    >>> cfg = Conv2dConfig(tile_h=[7, 8], tile_w=[1, 56], tile_ci=[4, 1], tile_co=[2, 2], oc_nthread=2)
+    >>> cfg.tile_h, cfg.threads
+    ((7, 8), 2)
+    """
+
+    tile_h: tuple[int, int]
+    tile_w: tuple[int, int]
+    tile_ci: tuple[int, int]
+    tile_co: tuple[int, int]
+    tile_b: tuple[int, int] = (1, 1)
+    oc_nthread: int = 1
+    h_nthread: int = 1
+
+    def __post_init__(self) -> None:
+        for knob in _TILES:
+            v = getattr(self, knob)
+            ok = isinstance(v, (tuple, list)) and len(v) == 2 and all(
+                isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v)
+            if not ok:
+                raise ScheduleError(f"Conv2dConfig: {knob}={v!r}: expected [outer, inner], two positive integers")
+            object.__setattr__(self, knob, (int(v[0]), int(v[1])))
+        for knob in _THREADS:
+            v = getattr(self, knob)
+            if isinstance(v, bool) or v not in (1, 2):
+                raise ScheduleError(f"Conv2dConfig: {knob}={v!r}: expected 1 or 2 virtual threads")
+
+    @property
+    def threads(self) -> int:
+        """Virtual threads, each with its own copy of every SRAM tile (spec §7.4)."""
+        return self.oc_nthread * self.h_nthread
+
+    def check(self, wl: Conv2dWorkload) -> None:
+        """Raise ScheduleError naming the knob if this configuration cannot run ``wl``."""
+        nb, cib, cob = wl.blocks()
+        extents = {"tile_b": (nb, "batch blocks"), "tile_h": (wl.out_h, "output height"),
+                   "tile_w": (wl.out_w, "output width"), "tile_ci": (cib, "input-channel blocks"),
+                   "tile_co": (cob, "output-channel blocks")}
+        for knob, (n, what) in extents.items():
+            o, i = getattr(self, knob)
+            if o * i != n:
+                raise ScheduleError(f"conv2d {wl.name}: {knob}={[o, i]}: {o} x {i} = {o * i}, expected the {what} "
+                                    f"{n}")
+        for knob, split in (("oc_nthread", "tile_co"), ("h_nthread", "tile_h")):
+            t, outer = getattr(self, knob), getattr(self, split)[0]
+            if outer % t:
+                raise ScheduleError(f"conv2d {wl.name}: {knob}={t}: the outer part of {split}="
+                                    f"{list(getattr(self, split))} ({outer}) is not a multiple of the thread count")
+        env = get_env()
+        for scope, entries in conv2d_footprint(wl, self).items():
+            depth = getattr(env, _DEPTH[scope])
+            if entries > depth:
+                raise ScheduleError(
+                    f"conv2d {wl.name}: {_KNOBS_OF[scope]} = {self._show(_KNOBS_OF[scope])} with {self.threads} "
+                    f"virtual thread(s) need {entries} {scope} entries, it holds {depth} ({_DEPTH[scope]}); "
+                    "use smaller tiles or fewer threads")
+
+    def _show(self, knobs: str) -> str:
+        return ", ".join(str(list(getattr(self, k))) for k in knobs.split(", "))
+
+
+def _tile_in(n_out: int, stride: int, kernel: int, n_padded: int) -> int:
+    return min((n_out - 1) * stride + kernel, n_padded)
+
+
+def conv2d_footprint(wl: Conv2dWorkload, cfg: Conv2dConfig) -> dict[str, int]:
+    """SRAM entries per scope, all virtual threads included; the epilogue works in place in the conv tile."""
+    h, w, ci, co = cfg.tile_h[1], cfg.tile_w[1], cfg.tile_ci[1], cfg.tile_co[1]
+    rows = _tile_in(h, wl.stride, wl.kernel, wl.h + 2 * wl.pad)
+    cols = _tile_in(w, wl.stride, wl.kernel, wl.w + 2 * wl.pad)
+    t = cfg.threads
+    return {"local.inp_buffer": rows * cols * ci * t, "local.wgt_buffer": wl.kernel ** 2 * ci * co * t,
+            "local.acc_buffer": h * w * co * t}
+
+
+def conv2d_traffic(wl: Conv2dWorkload, cfg: Conv2dConfig) -> int:
+    """DRAM bytes moved: every per-thread output tile streams its input rows and weights over all channels."""
+    env = get_env()
+    nb, cib, cob = wl.blocks(env)
+    h, w, co = cfg.tile_h[1], cfg.tile_w[1], cfg.tile_co[1]
+    tiles = nb * (wl.out_h // h) * (wl.out_w // w) * (cob // co)
+    rows = _tile_in(h, wl.stride, wl.kernel, wl.h + 2 * wl.pad)
+    cols = _tile_in(w, wl.stride, wl.kernel, wl.w + 2 * wl.pad)
+    inp = tiles * rows * cols * cib * env.INP_ELEM_BYTES
+    wgt = tiles * co * cib * wl.kernel ** 2 * env.WGT_ELEM_BYTES
+    out = nb * cob * wl.out_h * wl.out_w * env.OUT_ELEM_BYTES
+    return inp + wgt + out
+
+
+def _spatial_ok(tile: int, extent: int) -> bool:
+    """Rule (d) of the tiler: more than 2 rows/columns, so no acc entry is rewritten within 2 cycles."""
+    return tile > 2 or tile == extent
+
+
+def _fits(wl: Conv2dWorkload, cfg: Conv2dConfig, env: Environment) -> bool:
+    return all(n <= getattr(env, _DEPTH[s]) for s, n in conv2d_footprint(wl, cfg).items())
+
+
+def default_conv2d_config(wl: Conv2dWorkload) -> Conv2dConfig:
+    """The historical VTA tiler (spec §7.3): the legal tiling with the least DRAM traffic.
+
+    Every (h, w, ci, co) tile and thread choice (oc or h thread of 2, never both) is tried;
+    a tiling survives if its input, weight and accumulator tiles fit their SRAMs counting one
+    copy per virtual thread, and its tile has more than 2 rows and columns (or the whole axis).
+    If any survivor uses a virtual thread only those are kept (latency hiding). Ties in traffic
+    go to the smaller ``tile_ci`` inner size (one 2-D DMA per input load, as every published
+    configuration uses), then to the wider tile.
+
+    Raises
+    ------
+    ScheduleError
+        If no tiling fits, e.g. a kernel whose weights alone overflow the weight SRAM.
+
+    Examples
+    --------
+    >>> default_conv2d_config(Conv2dWorkload("C11", 7, 7, 512, 512, 3, 1, 1)).tile_co
+    (2, 16)
+    """
+    env = get_env()
+    nb, cib, cob = wl.blocks(env)
+    found = []
+    for h in [f for f in divisors(wl.out_h) if _spatial_ok(f, wl.out_h)]:
+        for w in [f for f in divisors(wl.out_w) if _spatial_ok(f, wl.out_w)]:
+            for ci in divisors(cib):
+                for co in divisors(cob):
+                    for ht, ot in ((1, 1), (1, 2), (2, 1)):
+                        if (wl.out_h // h) % ht or (cob // co) % ot:
+                            continue
+                        cfg = Conv2dConfig(tile_b=(nb, 1), tile_h=(wl.out_h // h, h), tile_w=(wl.out_w // w, w),
+                                           tile_ci=(cib // ci, ci), tile_co=(cob // co, co), oc_nthread=ot,
+                                           h_nthread=ht)
+                        if _fits(wl, cfg, env):
+                            found.append(cfg)
+    if not found:
+        raise ScheduleError(f"conv2d {wl.name}: no tiling fits the SRAMs: a 1x1 tile of one channel block needs "
+                            f"{conv2d_footprint(wl, _smallest(wl))} entries, and tiles need more than 2 rows and "
+                            "columns unless they cover the whole axis")
+    threaded = [c for c in found if c.threads > 1] or found
+    return min(threaded, key=lambda c: (conv2d_traffic(wl, c), c.tile_ci[1], -c.tile_w[1], -c.tile_h[1]))
+
+
+def _smallest(wl: Conv2dWorkload) -> Conv2dConfig:
+    nb, cib, cob = wl.blocks()
+    return Conv2dConfig(tile_b=(nb, 1), tile_h=(wl.out_h, 1), tile_w=(wl.out_w, 1), tile_ci=(cib, 1),
+                        tile_co=(cob, 1))

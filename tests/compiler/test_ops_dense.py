@@ -1,0 +1,108 @@
+"""ops.dense: packed dense with its epilogue, the default tiler and the knob checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vta.compiler import lower, te
+from vta.compiler.interp import run
+from vta.compiler.ops import DenseConfig, Epilogue, default_dense_config, dense, dense_packed, schedule_dense_packed
+from vta.errors import ScheduleError
+
+
+def _check_bit_exact(op, rng):
+    func = lower(op.schedule, op.args, debug=True)
+    inputs = op.random_inputs(rng)
+    got = op.empty_output()
+    run(func, *inputs, got)
+    np.testing.assert_array_equal(got, op.reference(*inputs))
+    return func
+
+
+@pytest.mark.parametrize(("sizes", "cfg"), [
+    ((1, 64, 32), None),
+    ((2, 256, 128), None),
+    ((3, 48, 64), None),
+    ((2, 64, 64), DenseConfig(tile_b=[1, 2], tile_co=[2, 2], tile_ci=[2, 2], oc_nthread=2)),
+    ((4, 32, 64), DenseConfig(tile_b=[2, 2], tile_co=[4, 1], tile_ci=[1, 2])),
+])
+@pytest.mark.parametrize("epilogue", [None, Epilogue(shift=7, relu=True, clip=(0, 100))])
+def test_dense_is_bit_exact(rng, sizes, cfg, epilogue):
+    func = _check_bit_exact(dense(*sizes, config=cfg, epilogue=epilogue), rng)
+    assert ("for vthread" in str(func)) == (cfg is not None and cfg.oc_nthread == 2)
+
+
+@pytest.mark.slow
+def test_default_tiling_is_bit_exact(rng):
+    assert default_dense_config((1, 32, 64)).tile_ci == (2, 32)
+    _check_bit_exact(dense(1, 1024, 512, epilogue=Epilogue(shift=9)), rng)
+
+
+def test_default_keeps_small_layers_whole_and_tiles_large_ones():
+    assert default_dense_config((1, 4, 4)) == DenseConfig(tile_b=(1, 1), tile_co=(1, 4), tile_ci=(1, 4))
+    # 64 x 32 weight blocks overflow the 1024-entry weight SRAM: the reduction is streamed, data loaded once.
+    assert default_dense_config((1, 64, 32)) == DenseConfig(tile_b=(1, 1), tile_co=(1, 64), tile_ci=(2, 16))
+    big = default_dense_config((64, 256, 64))
+    assert all(n <= d for n, d in zip(big.footprint().values(), (2048, 1024, 2048)))
+    op = dense(64, 1024, 4096)
+    lower(op.schedule, op.args)
+
+
+def test_default_avoids_back_to_back_writes_of_one_accumulator_entry():
+    cfg = default_dense_config((1, 1, 8))
+    assert cfg.tile_ci == (8, 1)
+
+
+def test_schedule_without_config_uses_the_default():
+    data = te.placeholder((1, 4, 1, 16), "int8", "A")
+    weight = te.placeholder((2, 4, 16, 16), "int8", "W")
+    s = schedule_dense_packed(dense_packed(data, weight))
+    assert [st.name for st in s.stages] == ["A", "A.local.inp_buffer", "W", "W.local.wgt_buffer", "dense", "out"]
+
+
+@pytest.mark.parametrize(("cfg", "message"), [
+    (DenseConfig(tile_b=[1, 2], tile_co=[2, 2], tile_ci=[1, 4]), r"^dense: tile_b=\[1, 2\]: 1 x 2 = 2, expected the "
+                                                                  r"batch blocks 1$"),
+    (DenseConfig(tile_b=[1, 1], tile_co=[1, 2], tile_ci=[1, 4]), r"^dense: tile_co=\[1, 2\]: 1 x 2 = 2, expected the "
+                                                                  r"output-channel blocks 4$"),
+    (DenseConfig(tile_b=[1, 1], tile_co=[2, 2], tile_ci=[2, 1]), r"^dense: tile_ci=\[2, 1\]: 2 x 1 = 2, expected the "
+                                                                  r"input-channel blocks 4$"),
+    (DenseConfig(tile_b=[1, 1], tile_co=[1, 4], tile_ci=[1, 4], oc_nthread=2),
+     r"^dense: oc_nthread=2: the outer part of tile_co=\[1, 4\] \(1\) is not a multiple of the thread count$"),
+])
+def test_config_is_checked_against_the_shapes(cfg, message):
+    with pytest.raises(ScheduleError, match=message):
+        dense(1, 64, 64, config=cfg)
+
+
+def test_tiles_too_big_for_sram_are_refused_naming_the_knobs():
+    cfg = DenseConfig(tile_b=[1, 1], tile_co=[1, 64], tile_ci=[1, 32])
+    with pytest.raises(ScheduleError, match=r"^dense: tile_b=\[1, 1\], tile_co=\[1, 64\], tile_ci=\[1, 32\] with 1 "
+                                            r"thread\(s\) need 2048 local.wgt_buffer entries, it holds 1024; use "
+                                            r"smaller tiles$"):
+        dense(1, 512, 1024, config=cfg)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(tile_b=[1], tile_co=[1, 1], tile_ci=[1, 1]), r"^DenseConfig: tile_b=\[1\]: expected \[outer, inner\]"),
+    (dict(tile_b=[1, 1], tile_co=[1, -1], tile_ci=[1, 1]), r"^DenseConfig: tile_co=\[1, -1\]: expected"),
+    (dict(tile_b=[1, 1], tile_co=[1, 1], tile_ci=[1, 1], oc_nthread=3),
+     r"^DenseConfig: oc_nthread=3: expected 1 or 2 virtual threads$"),
+])
+def test_config_values_are_validated(kwargs, message):
+    with pytest.raises(ScheduleError, match=message):
+        DenseConfig(**kwargs)
+
+
+def test_shape_and_layout_errors():
+    with pytest.raises(ScheduleError, match=r"^dense: in_features=40: expected a positive multiple of 16$"):
+        dense(1, 40, 16)
+    with pytest.raises(ScheduleError, match=r"^dense: batch=0: expected a positive multiple of 1$"):
+        dense(0, 16, 16)
+    data = te.placeholder((1, 2, 1, 16), "int8", "A")
+    with pytest.raises(ScheduleError, match=r"^dense: data has 2 input blocks, weight expects 3$"):
+        dense_packed(data, te.placeholder((1, 3, 16, 16), "int8", "W"))
+    with pytest.raises(ScheduleError, match=r"^dense: W must be int8 4-d with innermost \(16, 16\), got int32 "
+                                            r"\(1, 2, 16, 16\)$"):
+        dense_packed(data, te.placeholder((1, 2, 16, 16), "int32", "W"))
