@@ -41,9 +41,9 @@ def _cmd_disasm(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from vta.demo import main as demo
+    from vta.demo import run
 
-    return demo()
+    return run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--uops", action="store_true", help="also list the micro-ops each GEMM/ALU uses")
     p.set_defaults(func=_cmd_disasm)
     p = sub.add_parser("demo", help="run the demo in the simulator and check it against numpy")
+    from vta.demo import add_arguments
+
+    add_arguments(p)
     p.set_defaults(func=_cmd_demo)
     for name in PLUGINS:
         try:

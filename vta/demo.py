@@ -1,94 +1,108 @@
-"""``vta demo``: a quantized dense layer run on the simulated VTA and checked against numpy.
+"""``vta demo``: ResNet-18's convolution layers compiled, run on the simulated VTA, checked against numpy.
 
-The program is written instruction by instruction (LOAD, GEMM, ALU requantize, STORE) so the
-demo shows the ISA itself; it reports the simulator's counters and time.
+Each layer C2-C11 (spec §7.3) is a packed conv2d with a requantize epilogue (shift, relu,
+clip to int8) scheduled with its tuned TopHub knobs (or the default tiler), compiled by
+``vta.compiler.build`` and run bit-exact on the simulator backend of the runtime. Cycles and
+GOPS are the performance model's prediction for the Pynq-Z1 bitstream at 100 MHz, not a
+board measurement (docs/perf-model.md).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
-from vta.config import Environment, get_env
-from vta.isa import (
-    ALU_MAX,
-    ALU_MIN,
-    ALU_SHR,
-    MEM_INP,
-    MEM_OUT,
-    MEM_UOP,
-    MEM_WGT,
-    OP_STORE,
-    AluInsn,
-    FinishInsn,
-    GemmInsn,
-    MemInsn,
-    encode_stream,
-    get_isa,
-)
-from vta.sim.device import SimDevice
+from vta.compiler.build import build
+from vta.compiler.ops import Epilogue, conv2d, default_conv2d_config
+from vta.compiler.ops.resnet18 import RESNET18, TUNED
+from vta.runtime import Runtime
 
-__all__ = ["dense_demo", "main"]
+__all__ = ["LayerResult", "add_arguments", "run", "run_layer"]
+
+_INT8_PRODUCT_STD = 128 * 128 / 3  # std of the product of two uniform int8 values, about 5461
 
 
-def _put(dev: SimDevice, data: np.ndarray) -> int:
-    raw = np.ascontiguousarray(data).view(np.uint8).ravel()
-    buf = dev.dram.alloc(len(raw))
-    buf.data[:] = raw
-    return buf.phys_addr
+@dataclass(frozen=True)
+class LayerResult:
+    """One layer of the demo: what was compiled and run, what it cost, whether it matched numpy."""
+
+    name: str
+    shape: str
+    config: str
+    instructions: int
+    dram_bytes: int
+    cycles: int
+    predicted_ms: float
+    gops: float
+    compile_s: float
+    ok: bool
 
 
-def dense_demo(n_in: int, n_out: int, shift: int = 8, seed: int = 0, env: Environment | None = None) -> dict:
-    """Run clip((x @ W.T) >> shift, 0, 127) for one int8 row on the simulator; return results and counters."""
-    env = env or get_env()
-    bi, bo = env.BLOCK_IN, env.BLOCK_OUT
-    ki, ko = n_in // bi, n_out // bo
-    rng = np.random.default_rng(seed)
-    x = rng.integers(-128, 128, (1, n_in), dtype=np.int8)
-    w = rng.integers(-128, 128, (n_out, n_in), dtype=np.int8)
-    dev = SimDevice(env)
-    w_packed = w.reshape(ko, bo, ki, bi).transpose(0, 2, 1, 3)  # (out block, in block, 16 out, 16 in)
-    x_at, w_at = _put(dev, x), _put(dev, w_packed)
-    out = dev.dram.alloc(n_out)
-    isa = get_isa(env)
-    uops = isa.encode_uops(np.array([0, 0]), np.array([0, 0]), np.array([0, 0]))  # GEMM uop, ALU uop
-    u_at = _put(dev, uops)
-    alu = dict(uop_bgn=1, uop_end=2, iter_out=1, iter_in=ko, dst_factor_in=1, src_factor_in=1, use_imm=1)
-    insns = [
-        MemInsn(memory_type=MEM_UOP, dram_base=u_at // 4, y_size=1, x_size=2, x_stride=2),
-        MemInsn(memory_type=MEM_INP, dram_base=x_at // env.INP_ELEM_BYTES, y_size=1, x_size=ki, x_stride=ki),
-        MemInsn(memory_type=MEM_WGT, dram_base=w_at // env.WGT_ELEM_BYTES, y_size=1, x_size=ki * ko,
-                x_stride=ki * ko, push_next_dep=1),
-        GemmInsn(reset_reg=1, uop_bgn=0, uop_end=1, iter_out=ko, iter_in=1, dst_factor_out=1),
-        GemmInsn(pop_prev_dep=1, uop_bgn=0, uop_end=1, iter_out=ko, iter_in=ki, dst_factor_out=1,
-                 src_factor_in=1, wgt_factor_out=ki, wgt_factor_in=1),
-        AluInsn(alu_opcode=ALU_SHR, imm=shift, **alu),
-        AluInsn(alu_opcode=ALU_MAX, imm=0, **alu),
-        AluInsn(alu_opcode=ALU_MIN, imm=127, push_next_dep=1, **alu),
-        MemInsn(opcode=OP_STORE, memory_type=MEM_OUT, dram_base=out.phys_addr // env.OUT_ELEM_BYTES, y_size=1,
-                x_size=ko, x_stride=ko, pop_prev_dep=1, push_prev_dep=1),
-        FinishInsn(pop_next_dep=1),
-    ]
-    stream = np.frombuffer(encode_stream(insns, env), dtype=np.uint8)
+def _shift_for(in_channels: int, kernel: int) -> int:
+    """A requantize shift that keeps random accumulators in int8 range after it (at most 15, spec §3.4)."""
+    std = math.sqrt(in_channels * kernel * kernel) * _INT8_PRODUCT_STD
+    return max(0, min(15, round(math.log2(std)) - 6))
+
+
+def run_layer(name: str, tuned: bool = True, seed: int = 0, runtime: Runtime | None = None) -> LayerResult:
+    """Compile layer ``name`` (``"C2"``..``"C11"``), run it on the simulator and compare with numpy."""
+    wl = RESNET18[name]
+    config = TUNED[name] if tuned else default_conv2d_config(wl)
+    epilogue = Epilogue(shift=_shift_for(wl.in_channels, wl.kernel), relu=True, clip=(0, 127))
     start = time.perf_counter()
-    result = dev.run(_put(dev, stream), len(insns))
-    seconds = time.perf_counter() - start
-    want = np.clip((x.astype(np.int64) @ w.astype(np.int64).T) >> shift, 0, 127).astype(np.int8).ravel()
-    got = out.view(np.int8).copy()
-    return {"shape": (n_in, n_out), "insns": len(insns), "ok": bool(np.array_equal(got, want)),
-            "seconds": seconds, "counters": result.counters}
+    op = conv2d(wl, config, epilogue)
+    prog = build(op.schedule, op.args, name)
+    compile_s = time.perf_counter() - start
+    rng = np.random.default_rng(seed)
+    inputs = op.random_inputs(rng)
+    out = op.empty_output()
+    rt = runtime or Runtime("sim")
+    try:
+        info = prog.run(*inputs, out, runtime=rt)
+        timing = rt.last_timing()
+    finally:
+        if runtime is None:
+            rt.close()
+    shape = f"{wl.h}x{wl.w} {wl.in_channels}->{wl.out_channels} k{wl.kernel} s{wl.stride}"
+    return LayerResult(name, shape, "tuned" if tuned else "default", info.instructions,
+                       sum(timing.dram_bytes.values()), timing.cycles, timing.seconds * 1e3, timing.gops, compile_s,
+                       bool(np.array_equal(out, op.reference(*inputs))))
 
 
-def main() -> int:
-    print("pynq-vta demo: quantized dense layers on the simulated VTA (checked against numpy)\n")
-    print(f"{'in x out':>11s} {'insns':>5s} {'GEMM uops':>9s} {'DRAM bytes':>10s} {'sim ms':>7s}  check")
-    ok = True
-    for n_in, n_out in ((256, 256), (512, 256), (512, 512)):  # weights fit the 1024-entry WGT SRAM
-        r = dense_demo(n_in, n_out)
-        c = r["counters"]
-        dram = sum(v for k, v in c.items() if k.endswith("nbytes"))
-        print(f"{n_in:>5d} x {n_out:<5d} {r['insns']:5d} {c['gemm_counter']:9d} {dram:10d} "
-              f"{r['seconds'] * 1e3:7.2f}  {'ok' if r['ok'] else 'MISMATCH'}")
-        ok &= r["ok"]
-    return 0 if ok else 1
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The demo's options, for the ``vta demo`` subcommand."""
+    ap.add_argument("--default-config", action="store_true", help="use the default tiler instead of tuned knobs")
+    ap.add_argument("--layers", default=",".join(RESNET18), help="comma-separated layer names (default: all)")
+    ap.add_argument("--json", help="also write the table as JSON to this file")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; exit status 0 when every layer matched numpy."""
+    names = [n.strip() for n in args.layers.split(",") if n.strip()]
+    unknown = [n for n in names if n not in RESNET18]
+    if unknown:
+        print(f"vta demo: error: unknown layer {unknown[0]!r}; layers: {', '.join(RESNET18)}")
+        return 2
+    print("pynq-vta demo: ResNet-18 conv layers compiled for VTA, run in the simulator, checked against numpy")
+    print("(cycles and GOPS: predicted for the Pynq-Z1 bitstream at 100 MHz by the performance model, "
+          "not measured on a board)\n")
+    print(f"{'layer':5s} {'shape':24s} {'knobs':7s} {'insns':>6s} {'DRAM KiB':>9s} {'cycles':>9s} {'ms':>7s} "
+          f"{'GOPS':>6s} {'compile s':>9s}  check")
+    rows = []
+    for name in names:
+        r = run_layer(name, tuned=not args.default_config)
+        rows.append(r)
+        print(f"{r.name:5s} {r.shape:24s} {r.config:7s} {r.instructions:6d} {r.dram_bytes / 1024:9.1f} "
+              f"{r.cycles:9d} {r.predicted_ms:7.3f} {r.gops:6.2f} {r.compile_s:9.3f}  {'ok' if r.ok else 'MISMATCH'}")
+    total_ms = sum(r.predicted_ms for r in rows)
+    print(f"\n{len(rows)} layers, predicted {total_ms:.2f} ms on the accelerator; "
+          f"{sum(r.ok for r in rows)}/{len(rows)} bit-exact against numpy")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([r.__dict__ for r in rows], f, indent=1)
+    return 0 if all(r.ok for r in rows) else 1
