@@ -7,24 +7,30 @@ import json
 import numpy as np
 import pytest
 
-from tests.compiler.conftest import conv2d_packed, schedule_conv2d
 from tests.compiler.test_lower import _dense_schedule
 from vta.compiler import reference
 from vta.compiler.build import build
 from vta.compiler.codegen.ops import COMPUTE, LOAD, STORE, KernelOp, LoadOp, StoreOp
+from vta.compiler.ops import Conv2dConfig, Conv2dWorkload, Epilogue, conv2d
+from vta.compiler.ops.alu import elementwise
+from vta.compiler.ops.dense import dense
+from vta.compiler.ops.pool import max_pool2d
 from vta.errors import BackendError
 from vta.runtime import Runtime
 from vta.sim.vector import load_vector, run_vector
 
 
 def _conv(shape, knobs, rng):
-    tensors = conv2d_packed(*shape)
-    prog = build(schedule_conv2d(tensors, *knobs), [tensors[0], tensors[1], tensors[-1]], "conv")
-    a = rng.integers(-128, 128, tensors[0].shape).astype(np.int8)
-    w = rng.integers(-128, 128, tensors[1].shape).astype(np.int8)
-    _, _, _, _, _, stride, pad = shape
-    want = np.clip(reference.conv2d(a, w, (stride, stride), (pad, pad)).astype(np.int64) >> 4, 0, 127)
-    return prog, a, w, want.astype(np.int8)
+    """(program, data, kernel, expected) of a packed conv2d with >> 4, relu and clip to 127."""
+    h, w, ci_blk, co_blk, k, stride, pad = shape
+    tile_h, tile_w, tile_ci, tile_co, oc_nthread, h_nthread = knobs
+    wl = Conv2dWorkload("conv", h, w, 16 * ci_blk, 16 * co_blk, k, stride, pad)
+    cfg = Conv2dConfig(tile_h=tile_h, tile_w=tile_w, tile_ci=tile_ci, tile_co=tile_co, oc_nthread=oc_nthread,
+                       h_nthread=h_nthread)
+    op = conv2d(wl, cfg, Epilogue(shift=4, relu=True, clip=(0, 127)))
+    a, kern = op.random_inputs(rng)
+    want = np.clip(reference.conv2d(a, kern, (stride, stride), (pad, pad)).astype(np.int64) >> 4, 0, 127)
+    return build(op.schedule, op.args, "conv"), a, kern, want.astype(np.int8)
 
 
 @pytest.mark.parametrize("blocks", [(1, 1, 1), (2, 3, 2), (1, 8, 4)])
@@ -55,6 +61,31 @@ def test_conv2d_with_epilogue_runs_bit_exact(name, rng):
     with Runtime("sim") as rt:
         prog.run(a, w, got, runtime=rt)
     np.testing.assert_array_equal(got, want)
+
+
+OPS = {
+    "dense tiled": lambda: dense(1, 512, 256, epilogue=Epilogue(shift=8, clip=(-128, 127))),
+    "add": lambda: elementwise((1, 4, 8, 8, 1, 16), "add", epilogue=Epilogue(shift=1, clip=(-128, 127))),
+    "add tiled": lambda: elementwise((1, 8, 28, 28, 1, 16), "add", max_entries=512),
+    "max imm": lambda: elementwise((1, 2, 4, 4, 1, 16), "max", imm=-7),
+    "min": lambda: elementwise((1, 2, 4, 4, 1, 16), "min"),
+    "shr imm relu": lambda: elementwise((1, 2, 4, 4, 1, 16), "shr", imm=3, epilogue=Epilogue(relu=True)),
+    "max-pool 3x3 s2 p1": lambda: max_pool2d((1, 2, 16, 16, 1, 16), 3, 2, 1, Epilogue(clip=(-128, 127))),
+    "max-pool 2x2 s2": lambda: max_pool2d((1, 2, 8, 8, 1, 16), 2, 2, 0),
+}
+
+
+@pytest.mark.parametrize("name", list(OPS))
+def test_operators_run_bit_exact_on_the_simulator(name, rng):
+    op = OPS[name]()
+    prog = build(op.schedule, op.args, name.replace(" ", "_"))
+    inputs = op.random_inputs(rng)
+    if "pool" in name:
+        inputs = [np.abs(x) for x in inputs]  # DMA padding is 0: exact for inputs >= 0, as after relu
+    out = op.empty_output()
+    with Runtime("sim") as rt:
+        prog.run(*inputs, out, runtime=rt)
+    np.testing.assert_array_equal(out, op.reference(*inputs))
 
 
 def test_same_program_on_the_emulated_board(board, env, rng):
