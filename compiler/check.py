@@ -157,6 +157,8 @@ def _aliases_input(stage: Stage) -> bool:
     if "alu" not in stage.pragmas.values():
         return False
     _, src, _ = alu_operands(stage, "alu")
+    if not all(simplify(i) == v for i, v in zip(src.indices, stage.op.axis)):
+        return False  # a copy from shifted or strided entries needs its own tile
     producer = stage.schedule.stage_map.get(src.tensor.op)
     if producer is None or producer.scope != stage.scope or producer.attach != stage.attach:
         return False

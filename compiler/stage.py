@@ -67,6 +67,13 @@ class Stage:
             raise self._fail(primitive, f"axis {name} is not a current loop of this stage (loops: {loops})")
         return var
 
+    def _unattached(self, var: IterVar, primitive: str) -> None:
+        """Refuse to replace a loop that another stage is computed at (its attachment would dangle)."""
+        attached = [st.name for st in self.schedule.stages if st.attach == (self, var)]
+        if attached:
+            raise self._fail(primitive, f"{', '.join(attached)} is computed at {var.name}; split or fuse before "
+                                        "compute_at")
+
     def _done(self) -> None:
         self.schedule.recheck()
 
@@ -105,6 +112,7 @@ class Stage:
         """
         parent = self._leaf(parent, "split")
         what = f"split({parent.name}, factor={factor}, nparts={nparts})"
+        self._unattached(parent, what)
         if (factor is None) == (nparts is None):
             raise self._fail(what, "give exactly one of factor and nparts")
         size = factor if factor is not None else nparts
@@ -205,6 +213,8 @@ class Stage:
         if not args:
             raise self._fail("fuse", "needs at least one loop")
         pos = [self.leaf_iter_vars.index(self._leaf(v, "fuse")) for v in args]
+        for v in args:
+            self._unattached(v, "fuse")
         names = [v.name for v in args]
         if pos != list(range(pos[0], pos[0] + len(pos))):
             raise self._fail(f"fuse({', '.join(names)})", "the loops must be adjacent, outermost first")

@@ -143,3 +143,36 @@ def test_tensorize_checks_the_loops_and_body():
     assert s[res].tensorized[0] is bi
     with pytest.raises(ScheduleError, match=r"expected the GEMM intrinsic, got 'gemm'$"):
         s[res].tensorize(bi, "gemm")
+
+
+def test_a_loop_another_stage_is_computed_at_cannot_be_split_or_fused():
+    _, b = _ewise()
+    c = te.compute(b.shape, lambda *i: b[i] >> 1, "C")
+    s = create_schedule(c)
+    s[b].set_scope("local.acc_buffer")
+    i, bi, _ = s[c].op.axis
+    s[b].compute_at(s[c], i)
+    with pytest.raises(ScheduleError, match=r"^stage C: split\(i0, factor=2, nparts=None\): B is computed at i0; "
+                                            r"split or fuse before compute_at$"):
+        s[c].split(i, factor=2)
+    with pytest.raises(ScheduleError, match=r"^stage C: fuse: B is computed at i0; split or fuse before compute_at$"):
+        s[c].fuse(i, bi)
+
+
+def test_a_copy_from_strided_entries_gets_its_own_accumulator_tile():
+    from vta.compiler.bound import infer_bounds
+    from vta.compiler.check import sram_usage
+
+    a = te.placeholder((1, 2, 8, 8, 1, 16), "int32", "A")
+    s_in = te.compute(a.shape, lambda *i: a[i], "a_acc")
+    pick = te.compute((1, 2, 4, 4, 1, 16), lambda n, c, y, x, b, k: s_in[n, c, 2 * y, 2 * x, b, k], "pick")
+    out = te.compute(pick.shape, lambda *i: pick[i].astype("int8"), "out")
+    s = create_schedule(out)
+    for t in (s_in, pick):
+        s[t].set_scope("local.acc_buffer")
+        s[t].pragma(s[t].op.axis[0], "dma_copy" if t is s_in else "alu")
+        s[t].compute_at(s[out], s[out].op.axis[1])
+    s[out].pragma(s[out].op.axis[2], "dma_copy")
+    usage = sram_usage(s, infer_bounds(s, True), True)["local.acc_buffer"]
+    # the copy reads rows and columns 0, 2, .., 6 (7 x 7 entries per block) and keeps 4 x 4 of its own
+    assert sorted((st.name, n) for st, n in usage) == [("a_acc", 49), ("pick", 16)]
