@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
+
+from _common import best
 
 from vta.sim.device import SimDevice
 from vta.sim.perf import estimate
@@ -21,15 +22,6 @@ from vta.sim.vector import load_vector
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "conv"
 TARGET_SPEEDUP = 10.0
-
-
-def best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def measure(path: Path, repeat: int) -> dict:

@@ -18,21 +18,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import best
 
 from vta.sim.device import SimDevice
 from vta.sim.vector import load_vector
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "conv"
 TARGET_3X3, TARGET_1X1, TARGET_BLAS = 0.7, 1.0, 8.0
-
-
-def best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def blas_time(macs: int, repeat: int) -> float:

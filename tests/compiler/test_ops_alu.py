@@ -5,34 +5,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vta.compiler import lower, te
+from tests.compiler.conftest import check_bit_exact
+from vta.compiler import te
 from vta.compiler.check import check_schedule
-from vta.compiler.interp import run
 from vta.compiler.ops import ALU_OPS, Epilogue, alu_packed, elementwise, schedule_alu_packed
 from vta.errors import ScheduleError
-
-
-def _check_bit_exact(op, rng, inputs=None):
-    func = lower(op.schedule, op.args, debug=True)
-    inputs = op.random_inputs(rng) if inputs is None else inputs
-    got = op.empty_output()
-    run(func, *inputs, got)
-    np.testing.assert_array_equal(got, op.reference(*inputs))
-    return func
 
 
 @pytest.mark.parametrize(("op", "imm"), [("add", None), ("min", None), ("max", None), ("add", -300), ("min", 50),
                                          ("max", -50), ("shr", 0), ("shr", 3), ("shr", 15)])
 @pytest.mark.parametrize("epilogue", [None, Epilogue(shift=2, relu=True, clip=(-64, 63))])
 def test_ops_are_bit_exact(rng, op, imm, epilogue):
-    _check_bit_exact(elementwise((1, 2, 3, 5, 1, 16), op, imm, epilogue), rng)
+    check_bit_exact(elementwise((1, 2, 3, 5, 1, 16), op, imm, epilogue), rng)
 
 
 def test_add_wraps_like_the_alu(rng):
     op = elementwise((2, 3, 1, 16), "add")
     a = np.full((2, 3, 1, 16), 2**31 - 1, np.int32)
     b = np.ones((2, 3, 1, 16), np.int32)
-    _check_bit_exact(op, rng, [a, b])
+    check_bit_exact(op, rng, [a, b])
 
 
 @pytest.mark.parametrize(("shape", "imm", "max_entries", "tile"), [
@@ -49,12 +40,12 @@ def test_tiles_are_contiguous_and_fit_the_accumulator(rng, shape, imm, max_entri
     caches = [st for st in op.schedule.stages if st.name.endswith(".local.acc_buffer")]
     assert [bounds[st].shape[:-2] for st in caches] == [tile] * len(op.inputs)
     if np.prod(shape) <= 2**13:
-        _check_bit_exact(op, rng)
+        check_bit_exact(op, rng)
 
 
 @pytest.mark.slow
 def test_large_tensor_is_bit_exact(rng):
-    _check_bit_exact(elementwise((1, 4, 56, 56, 1, 16), "add", None, Epilogue(shift=1, relu=True)), rng)
+    check_bit_exact(elementwise((1, 4, 56, 56, 1, 16), "add", None, Epilogue(shift=1, relu=True)), rng)
 
 
 def test_stages_are_in_place_alu_kernels_in_the_accumulator():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.compiler.conftest import check_bit_exact
 from vta.compiler import lower, te
-from vta.compiler.interp import run
 from vta.compiler.ops import (
     Conv2dConfig,
     Conv2dWorkload,
@@ -28,15 +28,6 @@ def _cfg(h, w, ci, co, oc_t=1, h_t=1):
     return Conv2dConfig(tile_h=h, tile_w=w, tile_ci=ci, tile_co=co, oc_nthread=oc_t, h_nthread=h_t)
 
 
-def _check_bit_exact(op, rng):
-    func = lower(op.schedule, op.args, debug=True)
-    inputs = op.random_inputs(rng)
-    got = op.empty_output()
-    run(func, *inputs, got)
-    np.testing.assert_array_equal(got, op.reference(*inputs))
-    return func
-
-
 @pytest.mark.parametrize(("wl", "cfg"), [
     (Conv2dWorkload("s1p1", 6, 6, 32, 64, 3, 1, 1), _cfg([2, 3], [1, 6], [2, 1], [2, 2], oc_t=2)),
     (Conv2dWorkload("s2p1", 8, 8, 32, 32, 3, 2, 1), _cfg([2, 2], [1, 4], [1, 2], [1, 2], h_t=2)),
@@ -46,13 +37,13 @@ def _check_bit_exact(op, rng):
      Conv2dConfig(tile_b=[2, 1], tile_h=[1, 3], tile_w=[1, 3], tile_ci=[1, 1], tile_co=[1, 1])),
 ])
 def test_conv2d_is_bit_exact(rng, wl, cfg):
-    _check_bit_exact(conv2d(wl, cfg, FULL), rng)
+    check_bit_exact(conv2d(wl, cfg, FULL), rng)
 
 
 @pytest.mark.parametrize("epilogue", [None, Epilogue(shift=5), Epilogue(relu=True), Epilogue(clip=(-20, 20))])
 def test_each_epilogue_stage_is_bit_exact(rng, epilogue):
     op = conv2d(Conv2dWorkload("e", 5, 5, 16, 32, 3, 1, 1), _cfg([1, 5], [1, 5], [1, 1], [2, 1], oc_t=2), epilogue)
-    _check_bit_exact(op, rng)
+    check_bit_exact(op, rng)
     alu = [st.name for st in op.schedule.stages if "alu" in st.pragmas.values()]
     assert len(alu) == (0 if epilogue is None else 2 if epilogue.clip else 1)
 
@@ -60,7 +51,7 @@ def test_each_epilogue_stage_is_bit_exact(rng, epilogue):
 @pytest.mark.parametrize("wl", [Conv2dWorkload("d3", 6, 6, 32, 64, 3, 1, 1), Conv2dWorkload("d1", 14, 14, 16, 32,
                                                                                            1, 2, 0)])
 def test_default_config_is_bit_exact(rng, wl):
-    func = _check_bit_exact(conv2d(wl, None, FULL), rng)
+    func = check_bit_exact(conv2d(wl, None, FULL), rng)
     assert "for vthread" in str(func)
 
 
@@ -231,7 +222,7 @@ def test_resnet18_table():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(resnet18.RESNET18))
 def test_resnet18_layer_tuned_is_bit_exact(rng, name):
-    _check_bit_exact(conv2d(resnet18.layer(name), resnet18.TUNED[name], Epilogue(shift=8, relu=True,
+    check_bit_exact(conv2d(resnet18.layer(name), resnet18.TUNED[name], Epilogue(shift=8, relu=True,
                                                                                  clip=(0, 127))), rng)
 
 
@@ -239,4 +230,4 @@ def test_resnet18_layer_tuned_is_bit_exact(rng, name):
 @pytest.mark.parametrize("name", ["C3", "C4", "C5", "C7"])
 def test_resnet18_layer_default_is_bit_exact(rng, name):
     """The layers where the tiler's choice differs from the published one."""
-    _check_bit_exact(conv2d(resnet18.layer(name), None, Epilogue(shift=8)), rng)
+    check_bit_exact(conv2d(resnet18.layer(name), None, Epilogue(shift=8)), rng)

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
+from tests.compiler.conftest import check_bit_exact
 from vta.compiler import lower, te
-from vta.compiler.interp import run
 from vta.compiler.ops import DenseConfig, Epilogue, default_dense_config, dense, dense_packed, schedule_dense_packed
 from vta.errors import ScheduleError
-
-
-def _check_bit_exact(op, rng):
-    func = lower(op.schedule, op.args, debug=True)
-    inputs = op.random_inputs(rng)
-    got = op.empty_output()
-    run(func, *inputs, got)
-    np.testing.assert_array_equal(got, op.reference(*inputs))
-    return func
 
 
 @pytest.mark.parametrize(("sizes", "cfg"), [
@@ -29,14 +19,14 @@ def _check_bit_exact(op, rng):
 ])
 @pytest.mark.parametrize("epilogue", [None, Epilogue(shift=7, relu=True, clip=(0, 100))])
 def test_dense_is_bit_exact(rng, sizes, cfg, epilogue):
-    func = _check_bit_exact(dense(*sizes, config=cfg, epilogue=epilogue), rng)
+    func = check_bit_exact(dense(*sizes, config=cfg, epilogue=epilogue), rng)
     assert ("for vthread" in str(func)) == (cfg is not None and cfg.oc_nthread == 2)
 
 
 @pytest.mark.slow
 def test_default_tiling_is_bit_exact(rng):
     assert default_dense_config((1, 32, 64)).tile_ci == (2, 32)
-    _check_bit_exact(dense(1, 1024, 512, epilogue=Epilogue(shift=9)), rng)
+    check_bit_exact(dense(1, 1024, 512, epilogue=Epilogue(shift=9)), rng)
 
 
 def test_default_keeps_small_layers_whole_and_tiles_large_ones():
