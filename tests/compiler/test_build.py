@@ -183,3 +183,25 @@ def test_run_refuses_wrong_arguments(rng):
     with pytest.raises(BackendError, match=r"^program dense: argument 1 \(W\) must be int8\[1, 1, 16, 16\], "
                                            r"got int32\[1, 1, 16, 16\]$"):
         prog.run(a, np.zeros(weight.shape, np.int32), np.zeros(out.shape, np.int8))
+
+
+def test_a_copy_loop_order_dma_cannot_express_is_refused_at_build_time():
+    from vta.compiler import te
+    from vta.compiler.schedule import create_schedule
+    from vta.errors import LoweringError
+
+    x = te.placeholder((1, 4, 8, 8, 1, 16), "int32", "x")
+    a = te.compute(x.shape, lambda *i: x[i], "a")
+    b = te.compute(x.shape, lambda *i: a[i] >> 1, "b")
+    out = te.compute(x.shape, lambda *i: b[i].astype("int8"), "out")
+    s = create_schedule(out)
+    s[a].set_scope("local.acc_buffer")
+    s[b].set_scope("local.acc_buffer")
+    n, c, h, w, bi, ci = s[a].op.axis
+    s[a].reorder(n, h, c, w, bi, ci)  # channel blocks inside rows: the SRAM side is no longer in order
+    s[a].pragma(n, "dma_copy")
+    s[b].pragma(s[b].op.axis[0], "alu")
+    s[out].pragma(s[out].op.axis[0], "dma_copy")
+    with pytest.raises(LoweringError, match=r"^dma_copy into a: the SRAM side is not one contiguous run of entries "
+                                            r"in loop order \(loop i1 steps 64 entries, expected 8\)$"):
+        build(s, [x, out], "t")
