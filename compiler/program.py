@@ -12,6 +12,7 @@ import io
 import os
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from vta.compiler.codegen.ops import KernelOp, LoadOp, StoreOp, VtaOp
 from vta.compiler.lower.ir import Buffer, LoweredFunc
 from vta.config import Environment
 from vta.errors import BackendError
+
+if TYPE_CHECKING:
+    from vta.runtime import DeviceBuffer, Runtime
 
 __all__ = ["Program", "RunInfo"]
 
@@ -68,7 +72,8 @@ class Program:
             "tokens": sum(len(op.pushes) for op in self.ops),
         }
 
-    def run(self, *args: np.ndarray, runtime=None, export_to: str | os.PathLike[str] | None = None) -> RunInfo:
+    def run(self, *args: np.ndarray | DeviceBuffer, runtime: Runtime | None = None,
+            export_to: str | os.PathLike[str] | None = None) -> RunInfo:
         """Run on ``runtime`` (default: the thread's runtime for the configured TARGET).
 
         Parameters

@@ -23,7 +23,7 @@ from vta.compiler.expr import Cast, Cmp, Const, Expr, IterVar, Select, walk
 from vta.compiler.lower.ir import Buffer, BufferLoad, For, Pragma, Store
 from vta.config import Environment
 from vta.errors import LoweringError
-from vta.isa import MEM_ACC, MEM_ACC_8BIT, MEM_INP, MEM_WGT
+from vta.isa import MEM_ACC, MEM_ACC_8BIT, MEM_INP, MEM_OUT, MEM_WGT
 
 __all__ = ["DmaTemplate", "perfect_nest"]
 
@@ -112,21 +112,23 @@ class DmaTemplate:
         self.dram_strides = _row_major(dram.shape[:-2])
 
     def _memory_type(self, sram: Buffer, dram: Buffer, env: Environment) -> int:
+        """The LOAD's memory type (spec §2.7), after checking that a DRAM block is one element of it."""
         if sram.shape[-2:] != dram.shape[-2:]:
             raise LoweringError(f"{self.where}: {dram.name} has entry blocks {dram.shape[-2:]}, the SRAM tile "
                                 f"{sram.shape[-2:]}")
-        kind = {"inp": (MEM_INP, env.INP_ELEM_BYTES), "wgt": (MEM_WGT, env.WGT_ELEM_BYTES),
-                "acc": (MEM_ACC, env.ACC_ELEM_BYTES)}[self.scope]
         if not self.is_load:
-            kind = (None, env.OUT_ELEM_BYTES)
+            mem, elem = MEM_OUT, env.OUT_ELEM_BYTES
         elif self.scope == "acc" and dram.dtype == "int8":
-            kind = (MEM_ACC_8BIT, env.ACC_ELEM_BYTES // 4)  # sign-extending load, simulator only (spec §3.11)
+            mem, elem = MEM_ACC_8BIT, env.ACC_ELEM_BYTES // 4  # sign-extending load, simulator only (spec §3.11)
+        else:
+            mem, elem = {"inp": (MEM_INP, env.INP_ELEM_BYTES), "wgt": (MEM_WGT, env.WGT_ELEM_BYTES),
+                         "acc": (MEM_ACC, env.ACC_ELEM_BYTES)}[self.scope]
         lanes = int(np.prod(dram.shape[-2:]))
         nbytes = lanes * _ITEMSIZE.get(dram.dtype, 0)
-        if nbytes != kind[1]:
+        if nbytes != elem:
             raise LoweringError(f"{self.where}: a {dram.dtype} block of {lanes} lanes is {nbytes} bytes; this DMA "
-                                f"moves {kind[1]}-byte elements")
-        return kind[0] if kind[0] is not None else 0
+                                f"moves {elem}-byte elements")
+        return mem
 
     def instantiate(self, env: Mapping[IterVar, int]) -> list[VtaOp]:
         """The LOAD/STORE instructions of this copy with the outer loops fixed by ``env``."""

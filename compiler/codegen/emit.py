@@ -24,6 +24,8 @@ from vta.errors import LoweringError
 
 __all__ = ["emit_ops"]
 
+Template = DmaTemplate | AluTemplate | GemmTemplate
+
 
 def _is_gemm_nest(s: Stmt) -> bool:
     while isinstance(s, For) and s.kind == "serial":
@@ -45,10 +47,11 @@ class _Emitter:
         self.func = func
         self.placements = placements
         self.env = env
-        self.templates: dict[int, object] = {}
+        self.templates: dict[int, Template] = {}
         self.ops: list[VtaOp] = []
 
-    def template(self, s: Stmt):
+    def template(self, s: Stmt) -> Template:
+        """The analysed form of a VTA statement, built on first use (statements repeat per loop iteration)."""
         t = self.templates.get(id(s))
         if t is None:
             if isinstance(s, Pragma) and s.key == "dma_copy":

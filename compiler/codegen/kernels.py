@@ -43,15 +43,9 @@ class Operand:
 
 
 def kernel_ops(loops: Sequence[tuple[IterVar, int]], forms: Sequence[Form], scopes: Sequence[str], *, gemm: bool,
-               writes: int = 1, where: str, **fields) -> list[KernelOp]:
+               writes: int = 1, where: str, **fields: int | bool) -> list[KernelOp]:
     """Instructions computing ``forms`` (dst first) over ``loops``; operand k lives in ``scopes[k]``."""
-    dims = []
-    for v, n in loops:
-        coefs = tuple(f.get(v, 0) for f in forms)
-        if n > 1:
-            dims.append((n, coefs))
-        elif any(coefs) and n < 1:
-            raise LoweringError(f"{where}: loop {v.name} has extent {n}")
+    dims = [(n, tuple(f.get(v, 0) for f in forms)) for v, n in loops if n > 1]
     known = {v for v, _ in loops}
     for f in forms:
         stray = [v.name for v in f if v is not None and v not in known]
@@ -100,10 +94,10 @@ def _uops(start: tuple[int, ...], unrolled: list) -> tuple[tuple[int, ...], ...]
     return tuple(zip(*(c.tolist() for c in cols)))
 
 
-def _op(gemm: bool, loops: tuple, uops: tuple, scopes: Sequence[str], writes: int, **fields) -> KernelOp:
+def _op(gemm: bool, loops: tuple, uops: tuple, scopes: Sequence[str], writes: int, **fields: int | bool) -> KernelOp:
     feet = []
     for k, scope in enumerate(scopes):
-        spans = [lp[0 + k + 1] * (lp[0] - 1) for lp in loops]
+        spans = [lp[k + 1] * (lp[0] - 1) for lp in loops]  # lp = (extent, factor of operand 0, 1, ..)
         lo = min(u[k] for u in uops) + sum(min(0, s) for s in spans)
         hi = max(u[k] for u in uops) + sum(max(0, s) for s in spans) + 1
         feet.append(Footprint(scope, lo, hi))

@@ -11,9 +11,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from vta.isa import ALU_NAMES, MEM_NAMES, MEM_OUT
 from vta.runtime.uop_cache import UopKernel
+
+if TYPE_CHECKING:
+    from vta.runtime import DeviceBuffer
+    from vta.runtime.queue import CommandQueue
 
 __all__ = ["COMPUTE", "LOAD", "MODULE_NAMES", "STORE", "Footprint", "KernelOp", "LoadOp", "StoreOp", "VtaOp"]
 
@@ -40,7 +45,7 @@ class VtaOp(ABC):
     pops: set[int] = field(default_factory=set, kw_only=True)
     pushes: set[int] = field(default_factory=set, kw_only=True)
 
-    def emit(self, queue, buffers: Sequence) -> None:
+    def emit(self, queue: CommandQueue, buffers: Sequence[DeviceBuffer]) -> None:
         """Append this operation, its token pops before and pushes after, to ``queue``."""
         for frm in sorted(self.pops):
             queue.dep_pop(frm, self.module)
@@ -49,7 +54,7 @@ class VtaOp(ABC):
             queue.dep_push(self.module, to)
 
     @abstractmethod
-    def _emit(self, queue, buffers: Sequence) -> None:
+    def _emit(self, queue: CommandQueue, buffers: Sequence[DeviceBuffer]) -> None:
         """Append the instruction itself."""
 
     def _deps(self) -> str:
@@ -71,7 +76,7 @@ class LoadOp(VtaOp):
     sram_index: int = 0
     memory_type: int = 0
 
-    def _emit(self, queue, buffers: Sequence) -> None:
+    def _emit(self, queue: CommandQueue, buffers: Sequence[DeviceBuffer]) -> None:
         y0, y1, x0, x1 = self.pads
         queue.load_2d(buffers[self.param], self.elem_offset, self.x_size, self.y_size, self.x_stride,
                       x0, y0, x1, y1, self.sram_index, self.memory_type)
@@ -94,7 +99,7 @@ class StoreOp(VtaOp):
     x_stride: int = 0
     sram_index: int = 0
 
-    def _emit(self, queue, buffers: Sequence) -> None:
+    def _emit(self, queue: CommandQueue, buffers: Sequence[DeviceBuffer]) -> None:
         queue.store_2d(self.sram_index, MEM_OUT, buffers[self.param], self.elem_offset, self.x_size, self.y_size,
                        self.x_stride)
 
@@ -131,7 +136,7 @@ class KernelOp(VtaOp):
             n *= loop[0]
         return n
 
-    def _emit(self, queue, buffers: Sequence) -> None:
+    def _emit(self, queue: CommandQueue, buffers: Sequence[DeviceBuffer]) -> None:
         env = queue.env
         if self.gemm:
             queue.push_gemm(self.key, lambda: UopKernel.gemm(self.loops, self.uops, self.reset, env=env))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from vta.compiler.expr import IterVar, walk
+from vta.compiler.expr import BinOp, Cast, Expr, IterVar, walk
 from vta.compiler.lower.ir import Allocate, Buffer, BufferLoad, For, Gemm, LoweredFunc, Pragma, Seq, Stmt, Store
 from vta.config import Environment
 from vta.errors import LoweringError
@@ -49,10 +49,8 @@ class Placement:
         return tuple(reversed(out)) + (0, 0)
 
 
-def alu_parts(store: Store) -> tuple[BufferLoad | None, object]:
+def alu_parts(store: Store) -> tuple[BufferLoad | None, Expr]:
     """(operand read at the destination's own index or None, the whole value) of an ALU store."""
-    from vta.compiler.expr import BinOp, Cast
-
     value = store.value.value if isinstance(store.value, Cast) else store.value
     operands = [value] if isinstance(value, BufferLoad) else \
         [x.value if isinstance(x, Cast) else x for x in (value.a, value.b)] if isinstance(value, BinOp) else []
