@@ -205,3 +205,12 @@ def test_a_copy_loop_order_dma_cannot_express_is_refused_at_build_time():
     with pytest.raises(LoweringError, match=r"^dma_copy into a: the SRAM side is not one contiguous run of entries "
                                             r"in loop order \(loop i1 steps 64 entries, expected 8\)$"):
         build(s, [x, out], "t")
+
+
+def test_a_program_longer_than_the_instruction_buffer_runs_in_several_flushes(rng):
+    prog, a, w, want = _conv(*CONVS["3x3 s1 p1 row tiles"], rng)
+    got = np.zeros(want.shape, np.int8)
+    with Runtime("sim", insn_capacity=24) as rt:
+        info = prog.run(a, w, got, runtime=rt)
+        assert info.runs > 2 and rt.stats.auto_flushes == info.runs - 1
+    np.testing.assert_array_equal(got, want)
