@@ -7,7 +7,8 @@ GEMM and ALU also write an 8-bit output shadow (the low byte of each lane); a re
 ``old_acc + dot`` truncated to the shadow while the accumulator gets 0; LOAD ACC leaves the
 shadow alone; STORE copies the shadow; SHR uses the low 5 bits of the amount as a signed
 number; MUL and LOAD ACC_8BIT do nothing; WGT loads ignore pads; UOP loads copy only x_size
-micro-ops. The shadow lives in ``Sram.out`` and is only maintained by ``hw_exec`` runs.
+micro-ops. The shadow lives in ``Sram.out`` and is only maintained by ``hw_exec`` runs. A GEMM
+pipeline hazard is only reported: which update the hardware loses depends on its timing.
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ class PynqFidelity:
     # --- GEMM / ALU -------------------------------------------------------------------------
     def gemm(self, i: int, f: dict[str, int], plan: GemmPlan, uops: np.ndarray, ref: Step) -> Step:
         self.track.wrote(i, plan.acc_set, RESET_GEMM if plan.reset else SHADOWED)
+        if not plan.reset:
+            self.track.pipeline(i, _tuples(f, uops, get_isa(self.env).decode_uops(uops))[0])
         if not self.hw_exec:
             return ref
         sram = self.sram

@@ -5,9 +5,11 @@ not on these: ALU MUL and LOAD ACC_8BIT (not in the HLS design), padded WGT load
 ignored), UOP loads with y_size > 1 or padding (only x_size micro-ops copied), shift amounts
 outside -15..15 (HLS uses the low 5 bits, signed), and STOREs of accumulator entries whose
 8-bit output shadow was not written by the instruction that last wrote them (LOAD ACC, reset
-GEMM, MUL). The first five are visible in the instruction words (immediate shifts) or in the
-data (two-operand shifts); the last needs the accumulator entries every GEMM/ALU writes, so it
-is tracked during a run in ``pynq`` fidelity mode (:mod:`vta.sim.hardware`).
+GEMM, MUL), and accumulating GEMMs that write one entry twice within three micro-ops (the HLS
+pipeline declares no dependence, spec §3.3). The first five are visible in the instruction words
+(immediate shifts) or in the data (two-operand shifts); the last two need the accumulator entries
+every GEMM/ALU writes, so they are tracked during a run in ``pynq`` fidelity mode
+(:mod:`vta.sim.hardware`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ KINDS = {
     "store_unshadowed": "STORE of accumulator entries whose 8-bit output shadow was not written by their last "
                         "writer: the hardware stores stale or different bytes",
     "fetch_hang": "a command queue fills with instructions that wait on ones fetch cannot reach: the hardware hangs",
+    "gemm_pipeline": "GEMM micro-op writes an accumulator entry that one of the two micro-ops before it wrote: the "
+                     "HLS loop is pipelined at II=1 with no dependence declared on the accumulator, so an update "
+                     "can be lost",
 }
 # Last writer of an accumulator entry, as far as the output shadow is concerned.
 SHADOWED, LOAD_ACC, RESET_GEMM, MUL = 0, 1, 2, 3
@@ -113,6 +118,16 @@ class ShadowTracker:
             self.note(index, "store", "store_unshadowed",
                       f" (entry {e} was last written by {_WRITER[int(self.kind[e])]}, instruction "
                       f"{int(self.writer[e])}; {len(bad)} such entries)")
+
+    def pipeline(self, index: int, acc: np.ndarray) -> None:
+        """Accumulating GEMM destinations in execution order: the same entry within three micro-ops (spec §3.3)."""
+        for gap in (1, 2):
+            hit = np.flatnonzero(acc[gap:] == acc[:-gap]) if len(acc) > gap else ()
+            if len(hit):
+                k = int(hit[0]) + gap
+                self.note(index, "compute", "gemm_pipeline",
+                          f" (micro-op execution {k} writes entry {int(acc[k])}, written {gap} before)")
+                return
 
     def shifts(self, index: int, amounts: np.ndarray) -> None:
         """Two-operand SHR amounts read from the accumulator at run time."""

@@ -51,12 +51,12 @@ def kernel_ops(loops: Sequence[tuple[IterVar, int]], forms: Sequence[Form], scop
         stray = [v.name for v in f if v is not None and v not in known]
         if stray:
             raise LoweringError(f"{where}: index uses loop {stray[0]} that is not part of this kernel")
-    dims = _merge(dims)
-    for control in range(len(dims) + 1):
-        hw, unrolled = dims[control:control + 2], _order(dims[control + 2:])
-        n_uops = int(np.prod([n for n, _ in unrolled])) if unrolled else 1
-        if n_uops <= MAX_KERNEL_UOPS and all(c >= 0 for _, cs in hw for c in cs):
-            break
+    accumulates = gemm and not fields.get("reset", False)
+    # The order of one GEMM's or ALU op's iterations is free (integer sums commute); moving the loops
+    # that keep the destination outermost is the fallback when the given order would repeat one.
+    orders = [_merge(dims), _merge([d for d in dims if d[1][0] == 0] + [d for d in dims if d[1][0] != 0])]
+    dims, control = min((_fold(order, accumulates) for order in orders), key=lambda fold: _host_count(*fold))
+    hw, unrolled = dims[control:control + 2], _order(dims[control + 2:])
     ops = []
     base = tuple(f[None] for f in forms)
     for idx in itertools.product(*(range(n) for n, _ in dims[:control])):
@@ -65,6 +65,21 @@ def kernel_ops(loops: Sequence[tuple[IterVar, int]], forms: Sequence[Form], scop
         hw_loops = tuple((n, *cs) for n, cs in hw)
         ops.append(_op(gemm, hw_loops, uops, scopes, writes, **fields))
     return ops
+
+
+def _fold(dims: list, accumulates: bool) -> tuple[list, int]:
+    """(dims, number of outer dims left on the host): the fewest host loops that give a legal kernel."""
+    for control in range(len(dims)):
+        hw, unrolled = dims[control:control + 2], _order(dims[control + 2:])
+        n_uops = int(np.prod([n for n, _ in unrolled])) if unrolled else 1
+        if n_uops <= MAX_KERNEL_UOPS and all(c >= 0 for _, cs in hw for c in cs) and not (
+                accumulates and _pipeline_hazard(hw, unrolled)):
+            return dims, control
+    return dims, len(dims)  # every loop on the host: one micro-op per instruction
+
+
+def _host_count(dims: list, control: int) -> int:
+    return int(np.prod([n for n, _ in dims[:control]])) if control else 1
 
 
 def _merge(dims: list) -> list:
@@ -81,6 +96,18 @@ def _order(dims: list) -> list:
     """Unrolled loops that leave the destination unchanged go outermost: consecutive micro-ops must not
     write the same accumulator entry (the HLS GEMM pipeline, spec §3.3)."""
     return [d for d in dims if d[1][0] == 0] + [d for d in dims if d[1][0] != 0]
+
+
+def _pipeline_hazard(hw: list, unrolled: list) -> bool:
+    """Would an accumulator entry be written twice within three micro-op executions? The HLS GEMM
+    loop is pipelined at II=1 with no dependence declared on the accumulator (spec §3.3), so such a
+    kernel can lose updates on the board; separate instructions drain the pipeline in between."""
+    dst = np.zeros(1, dtype=np.int64)
+    for n, cs in hw:
+        dst = (dst[:, None] + np.arange(n) * cs[0]).ravel()
+    offsets = np.array([u[0] for u in _uops((0,), [(n, cs[:1]) for n, cs in unrolled])], dtype=np.int64)
+    seq = (dst[:, None] + offsets[None, :]).ravel()
+    return bool((seq[1:] == seq[:-1]).any() or (seq[2:] == seq[:-2]).any())
 
 
 def _uops(start: tuple[int, ...], unrolled: list) -> tuple[tuple[int, ...], ...]:

@@ -214,3 +214,21 @@ def test_a_program_longer_than_the_instruction_buffer_runs_in_several_flushes(rn
         info = prog.run(a, w, got, runtime=rt)
         assert info.runs > 2 and rt.stats.auto_flushes == info.runs - 1
     np.testing.assert_array_equal(got, want)
+
+
+def test_a_reduction_inside_one_output_entry_is_split_so_the_board_cannot_lose_updates(rng, tmp_path):
+    from vta.compiler.ops.dense import DenseConfig
+    from vta.sim.lint import lint_vector
+
+    # one output block, all four input blocks in one tile: a single kernel would accumulate into the
+    # same entry on consecutive micro-ops, which the HLS GEMM pipeline does not guard (spec §3.3)
+    op = dense(1, 64, 16, config=DenseConfig(tile_b=[1, 1], tile_co=[1, 1], tile_ci=[1, 4]))
+    prog = build(op.schedule, op.args, "dense")
+    gemms = [k for k in prog.ops if isinstance(k, KernelOp) and k.gemm and not k.reset]
+    assert [(k.loops, len(k.uops)) for k in gemms] == [((), 1)] * 4
+    inputs = op.random_inputs(rng)
+    out = op.empty_output()
+    with Runtime("sim") as rt:
+        prog.run(*inputs, out, runtime=rt, export_to=tmp_path / "vec")
+    np.testing.assert_array_equal(out, op.reference(*inputs))
+    assert lint_vector(load_vector(tmp_path / "vec")).result.divergences == ()

@@ -168,13 +168,23 @@ def test_alu_copy_from_other_entries_is_a_reset_and_an_add(env):
     assert not add.gemm and add.opcode == 2 and add.loops == ((4, 1, 2),) and add.uops == ((16, 8),)
 
 
-def test_kernel_folds_two_loops_merges_contiguous_ones_and_keeps_dst_changing_innermost():
-    v = [_v(n, e) for n, e in (("a", 3), ("b", 4), ("c", 2), ("r", 5))]
-    # a and b chain contiguously (dst 4 and 1), r is a reduction (dst factor 0)
-    forms = [{v[0]: 4, v[1]: 1, v[2]: 12, None: 0}, {v[3]: 1, v[2]: 5, None: 0}, {v[3]: 2, None: 0}]
+def test_kernel_folds_two_loops_and_merges_contiguous_ones():
+    v = [_v(n, e) for n, e in (("a", 3), ("b", 4), ("c", 2), ("d", 5))]
+    # a and b chain contiguously (dst 4 and 1); c and d unroll into micro-ops, the destination changing
+    forms = [{v[0]: 4, v[1]: 1, v[2]: 12, v[3]: 24, None: 0}, {v[3]: 1, v[2]: 5, None: 0}, {v[3]: 2, None: 0}]
     (op,) = kernel_ops([(x, x.extent) for x in v], forms, ["acc", "inp", "wgt"], gemm=True, where="t")
     assert op.loops == ((12, 1, 0, 0), (2, 12, 5, 0))
-    assert op.uops == tuple((0, r, 2 * r) for r in range(5))
+    assert op.uops == tuple((24 * d, d, 2 * d) for d in range(5))
+
+
+def test_a_reduction_that_would_rewrite_one_accumulator_back_to_back_moves_outward():
+    v = [_v(n, e) for n, e in (("a", 3), ("b", 4), ("c", 2), ("r", 5))]
+    # r is a reduction (dst factor 0): innermost it would write one entry five times in a row, which
+    # the HLS pipeline can get wrong (spec §3.3); as the outer hardware loop it is harmless
+    forms = [{v[0]: 4, v[1]: 1, v[2]: 12, None: 0}, {v[3]: 1, v[2]: 5, None: 0}, {v[3]: 2, None: 0}]
+    (op,) = kernel_ops([(x, x.extent) for x in v], forms, ["acc", "inp", "wgt"], gemm=True, where="t")
+    assert op.loops == ((5, 0, 1, 2), (12, 1, 0, 0))
+    assert op.uops == ((0, 0, 0), (12, 5, 0))
 
 
 def test_kernel_with_too_many_uops_keeps_its_outer_loops_on_the_host():

@@ -112,5 +112,7 @@ def test_conv_vectors_lint_clean(vectors_dir):
 def test_random_vectors_with_hardware_only_features_are_flagged(vectors_dir):
     v = load_vector(vectors_dir / "random" / "rand_001")
     run = lint_vector(v)
-    assert [d.kind for d in run.result.divergences] == ["shift_range", "shift_range"]
+    assert [d.kind for d in run.result.divergences] == ["gemm_pipeline", "gemm_pipeline", "shift_range", "shift_range"]
+    assert run.result.divergences[0].message == KINDS["gemm_pipeline"] + (" (micro-op execution 1 writes entry 326, "
+                                                                          "written 1 before)")
     assert np.array_equal(run.mem, v.mem_out)  # lint alone executes with the reference semantics
