@@ -232,3 +232,20 @@ def test_a_reduction_inside_one_output_entry_is_split_so_the_board_cannot_lose_u
         prog.run(*inputs, out, runtime=rt, export_to=tmp_path / "vec")
     np.testing.assert_array_equal(out, op.reference(*inputs))
     assert lint_vector(load_vector(tmp_path / "vec")).result.divergences == ()
+
+
+def test_run_takes_device_buffers_as_they_are(rng):
+    s, data, weight, out = _dense_schedule(1, 2, 1)
+    prog = build(s, [data, weight, out], "dense")
+    a = rng.integers(-128, 128, data.shape).astype(np.int8)
+    w = rng.integers(-128, 128, weight.shape).astype(np.int8)
+    with Runtime("sim") as rt:
+        bufs = [rt.alloc(x.nbytes) for x in (a, w)] + [rt.alloc(16)]
+        bufs[0].copy_from(a)
+        bufs[1].copy_from(w)
+        prog.run(*bufs, runtime=rt)
+        got = bufs[2].copy_to(np.zeros(out.shape, np.int8))
+        with pytest.raises(BackendError, match=r"^program dense: argument 1 \(W\) needs 512 bytes, the device "
+                                               r"buffer has 16$"):
+            prog.run(bufs[0], bufs[2], bufs[2], runtime=rt)
+    np.testing.assert_array_equal(got, reference.dense(a, w).astype(np.int8))
