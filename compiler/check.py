@@ -156,9 +156,11 @@ def _aliases_input(stage: Stage) -> bool:
     """An ALU stage writes in place over its operand's buffer when it is that buffer's only reader."""
     if "alu" not in stage.pragmas.values():
         return False
-    _, src, _ = alu_operands(stage, "alu")
+    _, src, other = alu_operands(stage, "alu")
     if not all(simplify(i) == v for i, v in zip(src.indices, stage.op.axis)):
         return False  # a copy from shifted or strided entries needs its own tile
+    if isinstance(other, TensorLoad) and other.tensor is src.tensor and other.indices != src.indices:
+        return False  # reading the operand at other entries too: overwriting it in place would change them
     producer = stage.schedule.stage_map.get(src.tensor.op)
     if producer is None or producer.scope != stage.scope or producer.attach != stage.attach:
         return False

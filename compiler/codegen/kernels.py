@@ -52,11 +52,14 @@ def kernel_ops(loops: Sequence[tuple[IterVar, int]], forms: Sequence[Form], scop
         if stray:
             raise LoweringError(f"{where}: index uses loop {stray[0]} that is not part of this kernel")
     accumulates = gemm and not fields.get("reset", False)
-    # The order of one GEMM's or ALU op's iterations is free (integer sums commute); moving the loops
-    # that keep the destination outermost is the fallback when the given order would repeat one.
-    orders = [_merge(dims), _merge([d for d in dims if d[1][0] == 0] + [d for d in dims if d[1][0] != 0])]
-    dims, control = min((_fold(order, accumulates) for order in orders), key=lambda fold: _host_count(*fold))
-    hw, unrolled = dims[control:control + 2], _order(dims[control + 2:])
+    # A GEMM's iterations may run in any order (integer sums commute): moving the loops that keep
+    # the destination outermost is the fallback when the given order would repeat one. An ALU
+    # instruction keeps the schedule's order (an in-place update may read entries it also writes).
+    orders = [_merge(dims)]
+    if gemm:
+        orders.append(_merge(_order(dims)))
+    dims, control = min((_fold(order, gemm, accumulates) for order in orders), key=lambda fold: _host_count(*fold))
+    hw, unrolled = dims[control:control + 2], _order(dims[control + 2:]) if gemm else dims[control + 2:]
     ops = []
     base = tuple(f[None] for f in forms)
     for idx in itertools.product(*(range(n) for n, _ in dims[:control])):
@@ -67,10 +70,10 @@ def kernel_ops(loops: Sequence[tuple[IterVar, int]], forms: Sequence[Form], scop
     return ops
 
 
-def _fold(dims: list, accumulates: bool) -> tuple[list, int]:
+def _fold(dims: list, gemm: bool, accumulates: bool) -> tuple[list, int]:
     """(dims, number of outer dims left on the host): the fewest host loops that give a legal kernel."""
     for control in range(len(dims)):
-        hw, unrolled = dims[control:control + 2], _order(dims[control + 2:])
+        hw, unrolled = dims[control:control + 2], _order(dims[control + 2:]) if gemm else dims[control + 2:]
         n_uops = int(np.prod([n for n, _ in unrolled])) if unrolled else 1
         if n_uops <= MAX_KERNEL_UOPS and all(c >= 0 for _, cs in hw for c in cs) and not (
                 accumulates and _pipeline_hazard(hw, unrolled)):
@@ -93,7 +96,7 @@ def _merge(dims: list) -> list:
 
 
 def _order(dims: list) -> list:
-    """Unrolled loops that leave the destination unchanged go outermost: consecutive micro-ops must not
+    """GEMM loops that leave the destination unchanged go outermost: consecutive micro-ops must not
     write the same accumulator entry (the HLS GEMM pipeline, spec §3.3)."""
     return [d for d in dims if d[1][0] == 0] + [d for d in dims if d[1][0] != 0]
 

@@ -96,9 +96,12 @@ def _aliases(func: LoweredFunc) -> dict[Buffer, Buffer]:
         elif isinstance(s, (For, Allocate)):
             visit(s.body, alu)
         elif isinstance(s, Store) and alu:
-            src, _ = alu_parts(s)
-            if src is not None and src.buffer is not s.buffer and reads.get(src.buffer) == 1 \
-                    and src.buffer.scope == s.buffer.scope:
+            src, value = alu_parts(s)
+            if src is None or src.buffer is s.buffer or reads.get(src.buffer) != 1 \
+                    or src.buffer.scope != s.buffer.scope:
+                return
+            # an update that also reads its operand at other entries must not overwrite it as it goes
+            if all(n.indices == s.indices for n in walk(value) if isinstance(n, BufferLoad) and n.buffer is src.buffer):
                 alias[s.buffer] = src.buffer
 
     visit(func.body, False)

@@ -249,3 +249,25 @@ def test_run_takes_device_buffers_as_they_are(rng):
                                                r"buffer has 16$"):
             prog.run(bufs[0], bufs[2], bufs[2], runtime=rt)
     np.testing.assert_array_equal(got, reference.dense(a, w).astype(np.int8))
+
+
+def test_an_update_reading_its_operand_at_other_entries_does_not_overwrite_it_in_place(rng):
+    from vta.compiler import te
+    from vta.compiler.schedule import create_schedule
+
+    x = te.placeholder((1, 4, 1, 16), "int32", "x")
+    a = te.compute(x.shape, lambda *i: x[i], "a")
+    b = te.compute((1, 3, 1, 16), lambda n, c, bi, k: a[n, c, bi, k] + a[n, c + 1, bi, k], "b")  # a neighbour sum
+    out = te.compute(b.shape, lambda *i: b[i].astype("int8"), "out")
+    s = create_schedule(out)
+    for t, pragma in ((a, "dma_copy"), (b, "alu")):
+        s[t].set_scope("local.acc_buffer")
+        s[t].pragma(s[t].op.axis[0], pragma)
+    s[out].pragma(s[out].op.axis[0], "dma_copy")
+    prog = build(s, [x, out], "pairs")
+    assert "GEMM reset" in str(prog)  # b gets its own tile: a copy of a, then the ADD
+    data = rng.integers(-60, 60, x.shape).astype(np.int32)
+    got = np.zeros(out.shape, np.int8)
+    with Runtime("sim") as rt:
+        prog.run(data, got, runtime=rt)
+    np.testing.assert_array_equal(got, (data[:, :3] + data[:, 1:]).astype(np.int8))
