@@ -8,6 +8,7 @@ does, spec §4), synchronizes (the verifier checks the stream first) and copies 
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import time
@@ -55,7 +56,7 @@ class Program:
     def params(self) -> tuple[Buffer, ...]:
         return self.func.params
 
-    @property
+    @functools.cached_property
     def outputs(self) -> tuple[int, ...]:
         """Positions of the parameters the program writes (by STORE)."""
         return tuple(sorted({op.param for op in self.ops if isinstance(op, StoreOp)}))
