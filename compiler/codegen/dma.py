@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import operator
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -119,7 +120,10 @@ class DmaTemplate:
         if not self.is_load:
             mem, elem = MEM_OUT, env.OUT_ELEM_BYTES
         elif self.scope == "acc" and dram.dtype == "int8":
-            mem, elem = MEM_ACC_8BIT, env.ACC_ELEM_BYTES // 4  # sign-extending load, simulator only (spec §3.11)
+            mem, elem = MEM_ACC_8BIT, env.ACC_ELEM_BYTES // 4  # sign-extending load (spec §3.2)
+            warnings.warn(f"{self.where}: an int8 tensor loaded into the accumulator is LOAD ACC_8BIT, which the "
+                          "Pynq bitstream does not implement (spec §3.11); load int32 data to run on the board",
+                          stacklevel=2)
         else:
             mem, elem = {"inp": (MEM_INP, env.INP_ELEM_BYTES), "wgt": (MEM_WGT, env.WGT_ELEM_BYTES),
                          "acc": (MEM_ACC, env.ACC_ELEM_BYTES)}[self.scope]

@@ -207,3 +207,19 @@ def test_tokens_let_a_second_buffer_load_while_the_first_is_computed(env):
     inject_tokens(ops, env)
     assert [sorted(op.pops) for op in ops] == [[], [LOAD], [], [LOAD], [COMPUTE], [LOAD], [COMPUTE], [LOAD]]
     assert [sorted(op.pushes) for op in ops] == [[COMPUTE], [LOAD], [COMPUTE], [LOAD], [COMPUTE], [], [COMPUTE], []]
+
+
+def test_an_int8_accumulator_load_warns_that_the_bitstream_lacks_acc_8bit(env):
+    src, out = Buffer("x", (2, 2, 1, 16), "int8"), Buffer("y", (2, 2, 1, 16), "int8")
+    tile = Buffer("t", (2, 2, 1, 16), "int32", ACC)
+    body = Allocate(tile, Seq((_copy_in(src, tile, lambda i, j, load: Cast(load, "int32")), _store_out(tile, out))))
+    with pytest.warns(UserWarning, match=r"^dma_copy into t: an int8 tensor loaded into the accumulator is LOAD "
+                                         r"ACC_8BIT, which the Pynq bitstream does not implement"):
+        load, _ = generate(_func([src, out], body), env)
+    assert load.memory_type == 5
+
+
+def test_a_shift_outside_the_portable_range_warns(env):
+    with pytest.warns(UserWarning, match=r"^alu on b: shift by 16 is outside -15\.\.15; the Pynq bitstream uses a "
+                                         r"5-bit signed amount"):
+        _alu_func(lambda a, *_: BinOp(">>", a, Const(16), "int32"), env)
