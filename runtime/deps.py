@@ -137,4 +137,4 @@ class InsnBuffer:
                 for kind, bits in (("pop_prev", self.pending_prev), ("pop_next", self.pending_next)) if bits[s]]
 
     def to_bytes(self) -> bytes:
-        return b"".join(w.to_bytes(16, "little") for w in self.words)
+        return b"".join([w.to_bytes(16, "little") for w in self.words])  # a list joins faster than a generator

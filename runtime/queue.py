@@ -65,6 +65,11 @@ class CommandQueue:
         isa = get_isa(env)
         self._mem_layout = tuple((f.name, f.lo, f.width) for f in isa.mem.fields if f.name in _MEM_FIELDS)
         self._uop_lo = {f.name: f.lo for f in isa.gemm.fields}
+        lo = {name: bit for name, bit, _ in self._mem_layout}
+        # LOAD UOP words differ only in sram_base, dram_base, x_size and x_stride (y_size is 1)
+        self._uop_load = (OP_LOAD | MEM_UOP << lo["memory_type"] | 1 << lo["y_size"], lo["sram_base"], lo["dram_base"],
+                          lo["x_size"], lo["x_stride"])
+        self._range_lo = (self._uop_lo["uop_bgn"], self._uop_lo["uop_end"])
         self._elem = {MEM_UOP: env.UOP_ELEM_BYTES, MEM_INP: env.INP_ELEM_BYTES, MEM_WGT: env.WGT_ELEM_BYTES,
                       MEM_ACC: env.ACC_ELEM_BYTES, MEM_OUT: env.OUT_ELEM_BYTES, MEM_ACC_8BIT: env.ACC_ELEM_BYTES // 4}
         self._loadable = (MEM_UOP, MEM_WGT, MEM_INP, MEM_ACC) + ((MEM_ACC_8BIT,) if env.HW_VER == "0.0.2" else ())
@@ -182,14 +187,12 @@ class CommandQueue:
         begin, end, load = self.ring.place(kernel)
         if load:
             offset = self.log.append(kernel) * self.env.UOP_ELEM_BYTES
-            values = (MEM_UOP, begin, (self._rt._uop_phys + offset) // self.env.UOP_ELEM_BYTES, 1, end - begin,
-                      end - begin, 0, 0, 0, 0)
-            word = OP_LOAD
-            for (_, lo, _), v in zip(self._mem_layout, values):
-                word |= v << lo
-            self.insns.create(COMPUTE, word, COMPUTE)
-        lo = self._uop_lo
-        self.insns.create(COMPUTE, kernel.insn_word | begin << lo["uop_bgn"] | end << lo["uop_end"], COMPUTE)
+            base, sram_lo, dram_lo, x_lo, stride_lo = self._uop_load
+            n = end - begin
+            dram = (self._rt._uop_phys + offset) // self.env.UOP_ELEM_BYTES
+            self.insns.create(COMPUTE, base | begin << sram_lo | dram << dram_lo | n << x_lo | n << stride_lo, COMPUTE)
+        bgn_lo, end_lo = self._range_lo
+        self.insns.create(COMPUTE, kernel.insn_word | begin << bgn_lo | end << end_lo, COMPUTE)
         self._check_overflow()
 
     # --- dependency tokens ----------------------------------------------------------------
@@ -221,9 +224,13 @@ class CommandQueue:
         self.continued = False
 
     def _check_overflow(self) -> None:
-        # The reference test, plus one NOP per token an auto-flush would have to carry over.
+        # The reference test, plus one NOP per token an auto-flush would have to carry over. An
+        # instruction carries at most two pushes, so a window with room for that needs no count.
+        count = len(self.insns)
+        if 3 * count + _RESERVE <= self.insn_capacity:
+            return
         in_flight = sum(n for n in self.insns.balance.values() if n > 0)
-        if (len(self.insns) + _RESERVE + in_flight) * 16 > self.insn_capacity * 16:
+        if (count + _RESERVE + in_flight) * 16 > self.insn_capacity * 16:
             self._auto_sync()
 
     def _auto_sync(self) -> None:
