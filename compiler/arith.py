@@ -12,7 +12,8 @@ from collections.abc import Callable
 from vta.compiler.expr import BinOp, Cast, Const, Expr, IterVar
 from vta.errors import ScheduleError
 
-__all__ = ["Affine", "affine", "from_affine", "interval", "simplify", "substitute", "transform"]
+__all__ = ["Affine", "affine", "from_affine", "interval", "row_major", "simplify", "strip_cast", "substitute",
+           "transform"]
 
 # {var: coefficient, None: constant}
 Affine = dict
@@ -155,3 +156,17 @@ def _div_interval(expr: BinOp, varying: dict[IterVar, int], where: str) -> tuple
     if isinstance(lo, Const) and lo.value % k + ext <= k:
         return Const(lo.value % k), ext
     return Const(0), k
+
+
+def row_major(shape: tuple[int, ...] | list[int]) -> list[int]:
+    """Element steps of each dimension of a C-order array of ``shape``."""
+    out, step = [], 1
+    for n in reversed(shape):
+        out.append(step)
+        step *= n
+    return list(reversed(out))
+
+
+def strip_cast(e: Expr) -> Expr:
+    """``e`` without an outer cast: a copy or ALU operand read as another width is the same element."""
+    return e.value if isinstance(e, Cast) else e

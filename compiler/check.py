@@ -6,9 +6,9 @@ lowering (``strict=True``), so an impossible schedule fails at compile time with
 
 from __future__ import annotations
 
-from vta.compiler.arith import affine, simplify, substitute
+from vta.compiler.arith import affine, row_major, simplify, strip_cast, substitute
 from vta.compiler.bound import StageBounds, infer_bounds, vthread_copies
-from vta.compiler.expr import BinOp, Cast, Cmp, ComputeOp, Const, Expr, IterVar, Select, TensorLoad
+from vta.compiler.expr import BinOp, Cmp, ComputeOp, Const, Expr, IterVar, Select, TensorLoad
 from vta.compiler.schedule import Schedule, Stage
 from vta.config import get_env
 from vta.errors import ScheduleError
@@ -22,10 +22,6 @@ _DEPTH = {"local.inp_buffer": "INP_BUFF_DEPTH", "local.wgt_buffer": "WGT_BUFF_DE
           "local.acc_buffer": "ACC_BUFF_DEPTH"}
 
 
-def _strip_cast(e: Expr) -> Expr:
-    return e.value if isinstance(e, Cast) else e
-
-
 def _is_copy_index(idx: Expr, axis: IterVar) -> bool:
     form = affine(simplify(idx))
     return form is not None and set(form) - {None} == {axis} and form[axis] == 1
@@ -37,7 +33,7 @@ def check_pragma_body(stage: Stage, pragma: str, what: str) -> None:
     body = op.body
     if pragma == "dma_copy":
         src = body.true_value if isinstance(body, Select) else body
-        src = _strip_cast(src)
+        src = strip_cast(src)
         ok = isinstance(src, TensorLoad) and len(src.indices) == len(op.axis) and all(
             _is_copy_index(i, v) for i, v in zip(src.indices, op.axis))
         if not ok or (isinstance(body, Select) and op.tag != "pad"):
@@ -57,8 +53,8 @@ def alu_operands(stage: Stage, what: str) -> tuple[str, TensorLoad, TensorLoad |
 
     if op.dtype != "int32":
         raise fail(f"the ALU works on int32 accumulator entries, this stage is {op.dtype}")
-    if isinstance(_strip_cast(body), TensorLoad):
-        return "SHR", _strip_cast(body), Const(0)  # type: ignore[return-value]
+    if isinstance(strip_cast(body), TensorLoad):
+        return "SHR", strip_cast(body), Const(0)  # type: ignore[return-value]
     if not isinstance(body, BinOp):
         raise fail(f"{body} is not one ALU operation")
     if body.op == "-":
@@ -67,7 +63,7 @@ def alu_operands(stage: Stage, what: str) -> tuple[str, TensorLoad, TensorLoad |
         raise fail(f"{body}: operator {body.op} has no ALU opcode; allowed: {', '.join(ALU_OPS)}")
     if body.op == "*" and get_env().TARGET not in _MUL_TARGETS:
         raise fail(f"{body}: ALU MUL exists only on targets {', '.join(_MUL_TARGETS)}, not {get_env().TARGET}")
-    a, b = _strip_cast(body.a), _strip_cast(body.b)
+    a, b = strip_cast(body.a), strip_cast(body.b)
     for x in (a, b):
         if not isinstance(x, (TensorLoad, Const)):
             raise fail(f"{body}: operand {x} must be a tensor element or a constant; use one stage per ALU op")
@@ -122,11 +118,7 @@ def _entry_steps(axes, region, root_value, loops: list[IterVar]) -> list[int]:
 
 def _steps_of(indices: list[Expr], shape: tuple[int, ...], loops: list[IterVar]) -> list[int]:
     """SRAM-entry step of each loop for a row-major tile whose last two dims form one entry."""
-    strides, acc = [], 1
-    for n in reversed(shape[:-2]):
-        strides.append(acc)
-        acc *= n
-    strides = list(reversed(strides)) + [0, 0]
+    strides = [*row_major(shape[:-2]), 0, 0]
     steps = []
     for v in loops:
         total = 0

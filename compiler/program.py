@@ -13,7 +13,6 @@ import io
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,9 +20,8 @@ from vta.compiler.codegen.ops import KernelOp, LoadOp, StoreOp, VtaOp
 from vta.compiler.lower.ir import Buffer, LoweredFunc
 from vta.config import Environment
 from vta.errors import BackendError
-
-if TYPE_CHECKING:
-    from vta.runtime import DeviceBuffer, Runtime
+from vta.runtime import DeviceBuffer, Runtime, get_runtime
+from vta.runtime.queue import DEBUG_DUMP_INSN
 
 __all__ = ["Program", "RunInfo"]
 
@@ -90,8 +88,6 @@ class Program:
         ProgramError
             The runtime's verifier refused the stream (a compiler bug: please report it).
         """
-        from vta.runtime import DeviceBuffer, get_runtime
-
         rt = runtime or get_runtime()
         if len(args) != len(self.params):
             raise BackendError(f"program {self.name} takes {len(self.params)} arguments "
@@ -124,9 +120,6 @@ class Program:
 
     def disassemble(self) -> str:
         """The instruction stream as the runtime builds it, from a run on a private simulator."""
-        from vta.runtime import Runtime
-        from vta.runtime.queue import DEBUG_DUMP_INSN
-
         out = io.StringIO()
         with Runtime("sim", env=self.env) as rt:
             rt.queue.set_debug_mode(DEBUG_DUMP_INSN)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 
+from vta.compiler.arith import strip_cast
 from vta.compiler.codegen.dma import perfect_nest
 from vta.compiler.codegen.index import Form
 from vta.compiler.codegen.kernels import Operand, kernel_ops
 from vta.compiler.codegen.ops import KernelOp
-from vta.compiler.expr import BinOp, Cast, Const, IterVar, walk
+from vta.compiler.expr import BinOp, Const, IterVar, walk
 from vta.compiler.lower.ir import BufferLoad, Pragma, Store
 from vta.errors import LoweringError
 from vta.isa import ALU_ADD, ALU_MAX, ALU_MIN, ALU_MUL, ALU_SHR
@@ -26,10 +27,6 @@ __all__ = ["AluTemplate"]
 _OPCODES = {"+": ALU_ADD, "*": ALU_MUL, "min": ALU_MIN, "max": ALU_MAX, ">>": ALU_SHR, "<<": ALU_SHR}
 _COMMUTATIVE = {"+", "*", "min", "max"}
 _PORTABLE_SHIFT = 15  # the Pynq bitstream uses a 5-bit signed amount (spec §3.4, §3.11)
-
-
-def _strip(x):
-    return x.value if isinstance(x, Cast) else x
 
 
 class AluTemplate:
@@ -43,11 +40,11 @@ class AluTemplate:
         lanes = {v for i in store.indices[-2:] for v in walk(i) if isinstance(v, IterVar)}
         self.loops = [(v, n) for v, n in loops if v not in lanes]
         self.dst = Operand(BufferLoad(store.buffer, store.indices, "int32"), placements, where)
-        value = _strip(store.value)
+        value = strip_cast(store.value)
         if isinstance(value, BufferLoad):
             self.op, operands = None, [value]
         elif isinstance(value, BinOp) and value.op in _OPCODES:
-            self.op, operands = value.op, [_strip(value.a), _strip(value.b)]
+            self.op, operands = value.op, [strip_cast(value.a), strip_cast(value.b)]
         else:
             raise LoweringError(f"{where}: {store.value} is not one ALU operation "
                                 f"(allowed: {', '.join(_OPCODES)}, or a copy)")

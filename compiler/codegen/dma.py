@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vta.compiler.arith import row_major
 from vta.compiler.codegen.index import Index, entry_form
 from vta.compiler.codegen.ops import COMPUTE, LOAD, STORE, Footprint, LoadOp, StoreOp, VtaOp
 from vta.compiler.codegen.sram import SCOPES, Placement
@@ -110,7 +111,7 @@ class DmaTemplate:
         self.loops = [(v, n) for v, n in loops if v not in lanes]
         self.sram_idx = [Index(i, self.where) for i in sram_idx[:-2]]
         self.dram_idx = [Index(i, self.where) for i in dram_idx[:-2]]
-        self.dram_strides = _row_major(dram.shape[:-2])
+        self.dram_strides = row_major(dram.shape[:-2])
 
     def _memory_type(self, sram: Buffer, dram: Buffer, env: Environment) -> int:
         """The LOAD's memory type (spec §2.7), after checking that a DRAM block is one element of it."""
@@ -182,6 +183,12 @@ class DmaTemplate:
         y_size, x_size = y.hi - y.lo, x.hi - x.lo
         stride = y.step if y_size > 1 else x_size
         pads = (y.lo, y.n - y.hi, x.lo, x.n - x.hi)
+        if self.memory_type == MEM_WGT and any(pads):
+            raise LoweringError(f"{self.where}: the Pynq bitstream ignores padding on weight loads (spec §3.2); "
+                                "pad the weights in DRAM instead")
+        if max(pads) > _PAD_MAX:
+            raise LoweringError(f"{self.where}: padding {pads} (y before/after, x before/after) exceeds the "
+                                f"4-bit pad fields (at most {_PAD_MAX} entries each)")
         for flat, idx in enumerate(itertools.product(*(range(d.n) for d in outer))):
             sram = sram0 + flat * block
             dram = dram0 + sum(i * d.step for i, d in zip(idx, outer)) + y.lo * y.step + x.lo * x.step
@@ -193,12 +200,6 @@ class DmaTemplate:
             else:
                 ops.append(StoreOp(STORE, (Footprint("acc", sram, sram + block),), (), param=self.param,
                                    elem_offset=dram, x_size=x_size, y_size=y_size, x_stride=stride, sram_index=sram))
-        if self.memory_type == MEM_WGT and any(pads):
-            raise LoweringError(f"{self.where}: the Pynq bitstream ignores padding on weight loads (spec §3.2); "
-                                "pad the weights in DRAM instead")
-        if max(pads) > _PAD_MAX:
-            raise LoweringError(f"{self.where}: padding {pads} (y before/after, x before/after) exceeds the "
-                                f"4-bit pad fields (at most {_PAD_MAX} entries each)")
         return ops
 
 
@@ -234,11 +235,3 @@ def _fold(dims: list[_Dim], where: str) -> tuple[list[_Dim], _Dim, _Dim]:
         if d.hi - d.lo > _FIELD_MAX:
             raise LoweringError(f"{where}: {d.hi - d.lo} elements exceed the 16-bit size field")
     return rest, y, x
-
-
-def _row_major(shape: Sequence[int]) -> list[int]:
-    out, step = [], 1
-    for n in reversed(shape):
-        out.append(step)
-        step *= n
-    return list(reversed(out))

@@ -12,8 +12,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from vta.compiler.expr import BinOp, Cast, Expr, IterVar, walk
-from vta.compiler.lower.ir import Allocate, Buffer, BufferLoad, For, Gemm, LoweredFunc, Pragma, Seq, Stmt, Store
+from vta.compiler.arith import row_major, strip_cast
+from vta.compiler.expr import BinOp, Expr, IterVar, walk
+from vta.compiler.lower.ir import (
+    Allocate,
+    Buffer,
+    BufferLoad,
+    For,
+    LoweredFunc,
+    Pragma,
+    Seq,
+    Stmt,
+    Store,
+    leaf_statements,
+)
 from vta.config import Environment
 from vta.errors import LoweringError
 
@@ -42,18 +54,13 @@ class Placement:
 
     def strides(self) -> tuple[int, ...]:
         """Entry step of each leading dimension (the last two dims form one entry, spec §2.10)."""
-        out, step = [], 1
-        for n in reversed(self.shape[:-2]):
-            out.append(step)
-            step *= n
-        return tuple(reversed(out)) + (0, 0)
+        return (*row_major(self.shape[:-2]), 0, 0)
 
 
 def alu_parts(store: Store) -> tuple[BufferLoad | None, Expr]:
     """(operand read at the destination's own index or None, the whole value) of an ALU store."""
-    value = store.value.value if isinstance(store.value, Cast) else store.value
-    operands = [value] if isinstance(value, BufferLoad) else \
-        [x.value if isinstance(x, Cast) else x for x in (value.a, value.b)] if isinstance(value, BinOp) else []
+    value = strip_cast(store.value)
+    operands = [strip_cast(value.a), strip_cast(value.b)] if isinstance(value, BinOp) else [value]
     for x in operands:
         if isinstance(x, BufferLoad) and x.indices == store.indices and x.buffer.shape == store.buffer.shape:
             return x, value
@@ -63,22 +70,13 @@ def alu_parts(store: Store) -> tuple[BufferLoad | None, Expr]:
 def _reads(func: LoweredFunc) -> dict[Buffer, int]:
     """How many statements read each buffer."""
     count: dict[Buffer, int] = {}
-
-    def visit(s: Stmt) -> None:
-        if isinstance(s, Seq):
-            for x in s.stmts:
-                visit(x)
-        elif isinstance(s, (For, Allocate, Pragma)):
-            visit(s.body)
-        elif isinstance(s, Store):
-            for b in {n.buffer for n in walk(s.value) if isinstance(n, BufferLoad)}:
-                count[b] = count.get(b, 0) + 1
-        elif isinstance(s, Gemm):
-            for ref in (s.inp, s.wgt):
-                if ref is not None:
-                    count[ref.buffer] = count.get(ref.buffer, 0) + 1
-
-    visit(func.body)
+    for s, _ in leaf_statements(func.body):
+        if isinstance(s, Store):
+            read = {n.buffer for n in walk(s.value) if isinstance(n, BufferLoad)}
+        else:
+            read = {ref.buffer for ref in (s.inp, s.wgt) if ref is not None}
+        for b in read:
+            count[b] = count.get(b, 0) + 1
     return count
 
 
@@ -86,25 +84,15 @@ def _aliases(func: LoweredFunc) -> dict[Buffer, Buffer]:
     """ALU destination -> the operand buffer it overwrites in place."""
     reads = _reads(func)
     alias: dict[Buffer, Buffer] = {}
-
-    def visit(s: Stmt, alu: bool) -> None:
-        if isinstance(s, Seq):
-            for x in s.stmts:
-                visit(x, alu)
-        elif isinstance(s, Pragma):
-            visit(s.body, alu or s.key == "alu")
-        elif isinstance(s, (For, Allocate)):
-            visit(s.body, alu)
-        elif isinstance(s, Store) and alu:
-            src, value = alu_parts(s)
-            if src is None or src.buffer is s.buffer or reads.get(src.buffer) != 1 \
-                    or src.buffer.scope != s.buffer.scope:
-                return
-            # an update that also reads its operand at other entries must not overwrite it as it goes
-            if all(n.indices == s.indices for n in walk(value) if isinstance(n, BufferLoad) and n.buffer is src.buffer):
-                alias[s.buffer] = src.buffer
-
-    visit(func.body, False)
+    for s, pragma in leaf_statements(func.body):
+        if pragma != "alu" or not isinstance(s, Store):
+            continue
+        src, value = alu_parts(s)
+        if src is None or src.buffer is s.buffer or reads.get(src.buffer) != 1 or src.buffer.scope != s.buffer.scope:
+            continue
+        # an update that also reads its operand at other entries must not overwrite it as it goes
+        if all(n.indices == s.indices for n in walk(value) if isinstance(n, BufferLoad) and n.buffer is src.buffer):
+            alias[s.buffer] = src.buffer
     return alias
 
 

@@ -6,12 +6,13 @@ multi-dimensional; an SRAM buffer's last two dims form one entry (spec §2.10).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from vta.compiler.expr import Expr, IterVar
 
 __all__ = ["Allocate", "Buffer", "BufferLoad", "For", "Gemm", "LoweredFunc", "Pragma", "Seq", "Stmt", "Store",
-           "dump"]
+           "dump", "leaf_statements"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,6 +94,19 @@ class LoweredFunc:
     def __str__(self) -> str:
         head = f"func {self.name}({', '.join(map(str, self.params))}) {{"
         return "\n".join([head, *dump(self.body, 1), "}"])
+
+
+def leaf_statements(stmt: Stmt, pragma: str | None = None) -> Iterator[tuple[Stmt, str | None]]:
+    """Every Store and Gemm under ``stmt`` in program order, with the key of the innermost pragma around it."""
+    if isinstance(stmt, Seq):
+        for s in stmt.stmts:
+            yield from leaf_statements(s, pragma)
+    elif isinstance(stmt, Pragma):
+        yield from leaf_statements(stmt.body, stmt.key)
+    elif isinstance(stmt, (For, Allocate)):
+        yield from leaf_statements(stmt.body, pragma)
+    else:
+        yield stmt, pragma
 
 
 def dump(stmt: Stmt, depth: int = 0) -> list[str]:
