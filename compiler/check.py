@@ -10,6 +10,7 @@ from vta.compiler.arith import affine, row_major, simplify, strip_cast, substitu
 from vta.compiler.bound import StageBounds, infer_bounds, vthread_copies
 from vta.compiler.expr import BinOp, Cmp, ComputeOp, Const, Expr, IterVar, Select, TensorLoad
 from vta.compiler.schedule import Schedule, Stage
+from vta.compiler.stage import SRAM_DEPTH
 from vta.config import get_env
 from vta.errors import ScheduleError
 
@@ -18,8 +19,6 @@ __all__ = ["ALU_OPS", "alu_loops", "check_pragma_body", "check_schedule", "sram_
 # TE operator -> ALU opcode name (spec §2.7); a plain copy or cast is SHR by 0 (spec §7.4).
 ALU_OPS = {"+": "ADD", "*": "MUL", "min": "MIN", "max": "MAX", ">>": "SHR", "<<": "SHR"}
 _MUL_TARGETS = ("sim", "intelfocl", "tsim")
-_DEPTH = {"local.inp_buffer": "INP_BUFF_DEPTH", "local.wgt_buffer": "WGT_BUFF_DEPTH",
-          "local.acc_buffer": "ACC_BUFF_DEPTH"}
 
 
 def _is_copy_index(idx: Expr, axis: IterVar) -> bool:
@@ -131,9 +130,9 @@ def _steps_of(indices: list[Expr], shape: tuple[int, ...], loops: list[IterVar])
 
 def sram_usage(schedule: Schedule, bounds: dict[Stage, StageBounds], strict: bool) -> dict[str, list]:
     """SRAM entries per scope: [(stage, entries)] counting in-place ALU stages once."""
-    usage: dict[str, list] = {scope: [] for scope in _DEPTH}
+    usage: dict[str, list] = {scope: [] for scope in SRAM_DEPTH}
     for stage in schedule.stages:
-        if stage.scope not in _DEPTH or (stage.attach is None and not strict) or stage not in bounds:
+        if stage.scope not in SRAM_DEPTH or (stage.attach is None and not strict) or stage not in bounds:
             continue
         if _aliases_input(stage):
             continue
@@ -165,12 +164,12 @@ def check_schedule(schedule: Schedule, strict: bool) -> dict[Stage, StageBounds]
     bounds = infer_bounds(schedule, strict)
     env = get_env()
     for scope, items in sram_usage(schedule, bounds, strict).items():
-        depth = getattr(env, _DEPTH[scope])
+        depth = getattr(env, SRAM_DEPTH[scope])
         total = sum(n for _, n in items)
         if total > depth:
             parts = ", ".join(f"{s.name}: {n}" for s, n in items)
             raise ScheduleError(f"{scope} needs {total} entries ({parts}) but holds {depth} "
-                                f"({_DEPTH[scope]}); use smaller tiles or fewer virtual threads")
+                                f"({SRAM_DEPTH[scope]}); use smaller tiles or fewer virtual threads")
     for stage in schedule.stages:
         for axis, pragma in stage.pragmas.items():
             if pragma == "alu" and stage in bounds and (strict or stage.attach is not None):

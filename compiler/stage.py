@@ -17,9 +17,12 @@ from vta.errors import ScheduleError
 if TYPE_CHECKING:
     from vta.compiler.schedule import Schedule
 
-__all__ = ["PRAGMAS", "SCOPES", "Stage", "check_scope"]
+__all__ = ["PRAGMAS", "SCOPES", "SRAM_DEPTH", "Stage", "check_scope"]
 
 SCOPES = ("global", "local.inp_buffer", "local.wgt_buffer", "local.acc_buffer")
+# The Environment constant that gives each on-chip scope its depth in entries (spec §1.2).
+SRAM_DEPTH = {"local.inp_buffer": "INP_BUFF_DEPTH", "local.wgt_buffer": "WGT_BUFF_DEPTH",
+              "local.acc_buffer": "ACC_BUFF_DEPTH"}
 PRAGMAS = ("dma_copy", "alu")
 
 

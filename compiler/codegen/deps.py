@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from vta.compiler.codegen.ops import COMPUTE, LOAD, STORE, VtaOp
+from vta.compiler.codegen.sram import depths
 from vta.config import Environment
 
 __all__ = ["inject_tokens"]
@@ -26,7 +27,7 @@ _NEIGHBOURS = {LOAD: (COMPUTE,), COMPUTE: (LOAD, STORE), STORE: (COMPUTE,)}
 
 def inject_tokens(ops: Sequence[VtaOp], env: Environment) -> None:
     """Set ``pops``/``pushes`` on ``ops`` (in place) so every cross-module hazard is ordered."""
-    depth = {"inp": env.INP_BUFF_DEPTH, "wgt": env.WGT_BUFF_DEPTH, "acc": env.ACC_BUFF_DEPTH}
+    depth = depths(env)
     # last_write[module][scope][entry] / last_read: index of the newest op of that module touching it
     last_write = {m: {s: np.full(d, -1) for s, d in depth.items()} for m in (LOAD, COMPUTE, STORE)}
     last_read = {m: {s: np.full(d, -1) for s, d in depth.items()} for m in (LOAD, COMPUTE, STORE)}

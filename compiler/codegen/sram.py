@@ -26,13 +26,18 @@ from vta.compiler.lower.ir import (
     Store,
     leaf_statements,
 )
+from vta.compiler.stage import SRAM_DEPTH
 from vta.config import Environment
 from vta.errors import LoweringError
 
-__all__ = ["SCOPES", "Placement", "alu_parts", "plan_sram"]
+__all__ = ["SCOPES", "Placement", "alu_parts", "depths", "plan_sram"]
 
 SCOPES = {"local.inp_buffer": "inp", "local.wgt_buffer": "wgt", "local.acc_buffer": "acc"}
-_DEPTH = {"inp": "INP_BUFF_DEPTH", "wgt": "WGT_BUFF_DEPTH", "acc": "ACC_BUFF_DEPTH"}
+
+
+def depths(env: Environment) -> dict[str, int]:
+    """Entries of each on-chip buffer, by short scope name."""
+    return {short: getattr(env, SRAM_DEPTH[scope]) for scope, short in SCOPES.items()}
 
 
 @dataclass(frozen=True)
@@ -129,8 +134,8 @@ def plan_sram(func: LoweredFunc, env: Environment) -> dict[Buffer, Placement]:
             top[scope] -= entries * copies
 
     visit(func.body, ())
-    for scope, used in peak.items():
-        depth = getattr(env, _DEPTH[scope])
+    for scope, depth in depths(env).items():
+        used = peak[scope]
         if used > depth:
             raise LoweringError(f"{func.name}: the {scope} tiles need {used} SRAM entries at once but the buffer "
                                 f"holds {depth}; use smaller tiles or fewer virtual threads")

@@ -17,8 +17,8 @@ from vta.compiler.schedule import Schedule, Stage
 from vta.compiler.te import IterVar, Tensor
 from vta.errors import ScheduleError
 
-__all__ = ["ACC_SCOPE", "Epilogue", "ScheduledOp", "divisors", "pair", "require_int32_input", "schedule_ewise",
-           "split_vthread"]
+__all__ = ["ACC_SCOPE", "Epilogue", "ScheduledOp", "check_thread_split", "divisors", "pair", "require_int32_input",
+           "schedule_ewise", "split_knob", "split_vthread", "thread_knob"]
 
 ACC_SCOPE = "local.acc_buffer"
 # HLS takes the low 5 bits of a shift amount as a signed number (spec §3.4): 0..15 is portable.
@@ -175,6 +175,28 @@ def pair(value: int | Sequence[int], what: str, low: int = 1) -> tuple[int, int]
     if h < low or w < low:
         raise ScheduleError(f"{what}={value!r}: expected integers >= {low}")
     return h, w
+
+
+def split_knob(owner: str, knob: str, value: object) -> tuple[int, int]:
+    """An ``[outer, inner]`` split knob as two positive integers; ScheduleError naming it otherwise."""
+    ok = isinstance(value, (tuple, list)) and len(value) == 2 and all(
+        isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in value)
+    if not ok:
+        raise ScheduleError(f"{owner}: {knob}={value!r}: expected [outer, inner], two positive integers")
+    return int(value[0]), int(value[1])  # type: ignore[index]
+
+
+def thread_knob(owner: str, knob: str, value: object) -> None:
+    """Refuse a virtual-thread count other than 1 or 2 (the template's choices, spec §7.3)."""
+    if isinstance(value, bool) or value not in (1, 2):
+        raise ScheduleError(f"{owner}: {knob}={value!r}: expected 1 or 2 virtual threads")
+
+
+def check_thread_split(where: str, knob: str, threads: int, split_name: str, split: tuple[int, int]) -> None:
+    """The outer part of a split that virtual threads divide must be a multiple of their count."""
+    if split[0] % threads:
+        raise ScheduleError(f"{where}: {knob}={threads}: the outer part of {split_name}={list(split)} ({split[0]}) "
+                            "is not a multiple of the thread count")
 
 
 def divisors(n: int) -> list[int]:

@@ -13,7 +13,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from vta.compiler.ops.common import divisors
+from vta.compiler.ops.common import check_thread_split, divisors, split_knob, thread_knob
+from vta.compiler.stage import SRAM_DEPTH
 from vta.config import Environment, get_env
 from vta.errors import ScheduleError
 
@@ -21,8 +22,6 @@ __all__ = ["Conv2dConfig", "Conv2dWorkload", "conv2d_footprint", "conv2d_traffic
 
 _TILES = ("tile_b", "tile_h", "tile_w", "tile_ci", "tile_co")
 _THREADS = ("oc_nthread", "h_nthread")
-_DEPTH = {"local.inp_buffer": "INP_BUFF_DEPTH", "local.wgt_buffer": "WGT_BUFF_DEPTH",
-          "local.acc_buffer": "ACC_BUFF_DEPTH"}
 _KNOBS_OF = {"local.inp_buffer": "tile_h, tile_w, tile_ci", "local.wgt_buffer": "tile_ci, tile_co",
              "local.acc_buffer": "tile_h, tile_w, tile_co"}
 
@@ -134,16 +133,9 @@ class Conv2dConfig:
 
     def __post_init__(self) -> None:
         for knob in _TILES:
-            v = getattr(self, knob)
-            ok = isinstance(v, (tuple, list)) and len(v) == 2 and all(
-                isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v)
-            if not ok:
-                raise ScheduleError(f"Conv2dConfig: {knob}={v!r}: expected [outer, inner], two positive integers")
-            object.__setattr__(self, knob, (int(v[0]), int(v[1])))
+            object.__setattr__(self, knob, split_knob("Conv2dConfig", knob, getattr(self, knob)))
         for knob in _THREADS:
-            v = getattr(self, knob)
-            if isinstance(v, bool) or v not in (1, 2):
-                raise ScheduleError(f"Conv2dConfig: {knob}={v!r}: expected 1 or 2 virtual threads")
+            thread_knob("Conv2dConfig", knob, getattr(self, knob))
 
     @property
     def threads(self) -> int:
@@ -162,17 +154,14 @@ class Conv2dConfig:
                 raise ScheduleError(f"conv2d {wl.name}: {knob}={[o, i]}: {o} x {i} = {o * i}, expected the {what} "
                                     f"{n}")
         for knob, split in (("oc_nthread", "tile_co"), ("h_nthread", "tile_h")):
-            t, outer = getattr(self, knob), getattr(self, split)[0]
-            if outer % t:
-                raise ScheduleError(f"conv2d {wl.name}: {knob}={t}: the outer part of {split}="
-                                    f"{list(getattr(self, split))} ({outer}) is not a multiple of the thread count")
+            check_thread_split(f"conv2d {wl.name}", knob, getattr(self, knob), split, getattr(self, split))
         env = get_env()
         for scope, entries in conv2d_footprint(wl, self).items():
-            depth = getattr(env, _DEPTH[scope])
+            depth = getattr(env, SRAM_DEPTH[scope])
             if entries > depth:
                 raise ScheduleError(
                     f"conv2d {wl.name}: {_KNOBS_OF[scope]} = {self._show(_KNOBS_OF[scope])} with {self.threads} "
-                    f"virtual thread(s) need {entries} {scope} entries, it holds {depth} ({_DEPTH[scope]}); "
+                    f"virtual thread(s) need {entries} {scope} entries, it holds {depth} ({SRAM_DEPTH[scope]}); "
                     "use smaller tiles or fewer threads")
 
     def _show(self, knobs: str) -> str:
@@ -213,7 +202,7 @@ def _spatial_ok(tile: int, extent: int) -> bool:
 
 
 def _fits(wl: Conv2dWorkload, cfg: Conv2dConfig, env: Environment) -> bool:
-    return all(n <= getattr(env, _DEPTH[s]) for s, n in conv2d_footprint(wl, cfg).items())
+    return all(n <= getattr(env, SRAM_DEPTH[s]) for s, n in conv2d_footprint(wl, cfg).items())
 
 
 def default_conv2d_config(wl: Conv2dWorkload) -> Conv2dConfig:

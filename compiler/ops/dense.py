@@ -12,8 +12,18 @@ from dataclasses import dataclass
 
 from vta.compiler import reference, te
 from vta.compiler.intrin import gemm_intrin
-from vta.compiler.ops.common import Epilogue, ScheduledOp, divisors, schedule_ewise, split_vthread
+from vta.compiler.ops.common import (
+    Epilogue,
+    ScheduledOp,
+    check_thread_split,
+    divisors,
+    schedule_ewise,
+    split_knob,
+    split_vthread,
+    thread_knob,
+)
 from vta.compiler.schedule import Schedule, create_schedule
+from vta.compiler.stage import SRAM_DEPTH
 from vta.compiler.te import Tensor
 from vta.config import get_env
 from vta.errors import ScheduleError
@@ -40,14 +50,8 @@ class DenseConfig:
 
     def __post_init__(self) -> None:
         for knob in _SPLITS:
-            v = getattr(self, knob)
-            ok = isinstance(v, (tuple, list)) and len(v) == 2 and all(
-                isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v)
-            if not ok:
-                raise ScheduleError(f"DenseConfig: {knob}={v!r}: expected [outer, inner], two positive integers")
-            object.__setattr__(self, knob, (int(v[0]), int(v[1])))
-        if isinstance(self.oc_nthread, bool) or self.oc_nthread not in (1, 2):
-            raise ScheduleError(f"DenseConfig: oc_nthread={self.oc_nthread!r}: expected 1 or 2 virtual threads")
+            object.__setattr__(self, knob, split_knob("DenseConfig", knob, getattr(self, knob)))
+        thread_knob("DenseConfig", "oc_nthread", self.oc_nthread)
 
     def footprint(self) -> dict[str, int]:
         """SRAM entries per scope, one copy per virtual thread."""
@@ -60,12 +64,9 @@ class DenseConfig:
             o, i = getattr(self, knob)
             if o * i != n:
                 raise ScheduleError(f"{name}: {knob}={[o, i]}: {o} x {i} = {o * i}, expected the {what} {n}")
-        if self.tile_co[0] % self.oc_nthread:
-            raise ScheduleError(f"{name}: oc_nthread={self.oc_nthread}: the outer part of tile_co="
-                                f"{list(self.tile_co)} ({self.tile_co[0]}) is not a multiple of the thread count")
+        check_thread_split(name, "oc_nthread", self.oc_nthread, "tile_co", self.tile_co)
         env = get_env()
-        depth = {"local.inp_buffer": env.INP_BUFF_DEPTH, "local.wgt_buffer": env.WGT_BUFF_DEPTH,
-                 "local.acc_buffer": env.ACC_BUFF_DEPTH}
+        depth = {scope: getattr(env, attr) for scope, attr in SRAM_DEPTH.items()}
         for scope, entries in self.footprint().items():
             if entries > depth[scope]:
                 raise ScheduleError(f"{name}: tile_b={list(self.tile_b)}, tile_co={list(self.tile_co)}, tile_ci="
