@@ -48,6 +48,7 @@ class AluTemplate:
         else:
             raise LoweringError(f"{where}: {store.value} is not one ALU operation "
                                 f"(allowed: {', '.join(_OPCODES)}, or a copy)")
+        self.folds: dict = {}  # kernel folds, shared by this stage's instances
         self.operands: list[Operand | int] = []
         for x in operands:
             if isinstance(x, Const):
@@ -79,14 +80,14 @@ class AluTemplate:
         if operand.placement is self.dst.placement:
             raise LoweringError(f"{self.where}: copying {operand.name} onto itself at other entries is not "
                                 "expressible on the ALU; use a separate accumulator tile")
-        reset = kernel_ops(self.loops, [dst, {None: 0}, {None: 0}], ["acc"], gemm=True, where=self.where, reset=True)
-        add = kernel_ops(self.loops, [dst, src], ["acc", "acc"], gemm=False, where=self.where, opcode=ALU_ADD)
+        reset = self._kernel([dst, {None: 0}, {None: 0}], ["acc"], gemm=True, reset=True)
+        add = self._kernel([dst, src], ["acc", "acc"], gemm=False, opcode=ALU_ADD)
         return reset + add
 
     def _apply(self, dst: Form, other: Form | int) -> list[KernelOp]:
         opcode = _OPCODES[self.op]
         if not isinstance(other, int):
-            return kernel_ops(self.loops, [dst, other], ["acc", "acc"], gemm=False, where=self.where, opcode=opcode)
+            return self._kernel([dst, other], ["acc", "acc"], gemm=False, opcode=opcode)
         imm = -other if self.op == "<<" else other
         if not -(1 << 15) <= imm < (1 << 15):
             raise LoweringError(f"{self.where}: immediate {imm} does not fit the 16-bit signed ALU immediate")
@@ -94,5 +95,7 @@ class AluTemplate:
             warnings.warn(f"{self.where}: shift by {imm} is outside -{_PORTABLE_SHIFT}..{_PORTABLE_SHIFT}; the Pynq "
                           "bitstream uses a 5-bit signed amount and computes something else (spec §3.11)",
                           stacklevel=2)
-        return kernel_ops(self.loops, [dst, dst], ["acc"], gemm=False, where=self.where, opcode=opcode,
-                          use_imm=True, imm=imm)
+        return self._kernel([dst, dst], ["acc"], gemm=False, opcode=opcode, use_imm=True, imm=imm)
+
+    def _kernel(self, forms: list[Form], scopes: list[str], *, gemm: bool, **fields: int | bool) -> list[KernelOp]:
+        return kernel_ops(self.loops, forms, scopes, gemm=gemm, where=self.where, folds=self.folds, **fields)

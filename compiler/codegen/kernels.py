@@ -43,8 +43,12 @@ class Operand:
 
 
 def kernel_ops(loops: Sequence[tuple[IterVar, int]], forms: Sequence[Form], scopes: Sequence[str], *, gemm: bool,
-               writes: int = 1, where: str, **fields: int | bool) -> list[KernelOp]:
-    """Instructions computing ``forms`` (dst first) over ``loops``; operand k lives in ``scopes[k]``."""
+               writes: int = 1, where: str, folds: dict | None = None, **fields: int | bool) -> list[KernelOp]:
+    """Instructions computing ``forms`` (dst first) over ``loops``; operand k lives in ``scopes[k]``.
+
+    ``folds`` memoizes the loop order and fold, which depend only on extents and factors: the
+    instances of one statement (other outer-loop values, other virtual threads) share them.
+    """
     dims = [(n, tuple(f.get(v, 0) for f in forms)) for v, n in loops if n > 1]
     known = {v for v, _ in loops}
     for f in forms:
@@ -55,10 +59,11 @@ def kernel_ops(loops: Sequence[tuple[IterVar, int]], forms: Sequence[Form], scop
     # A GEMM's iterations may run in any order (integer sums commute): moving the loops that keep
     # the destination outermost is the fallback when the given order would repeat one. An ALU
     # instruction keeps the schedule's order (an in-place update may read entries it also writes).
-    orders = [_merge(dims)]
-    if gemm:
-        orders.append(_merge(_order(dims)))
-    dims, control = min((_fold(order, gemm, accumulates) for order in orders), key=lambda fold: _host_count(*fold))
+    folds = {} if folds is None else folds
+    key = (tuple(dims), gemm, accumulates)
+    if key not in folds:
+        folds[key] = _choose(*key)
+    dims, control = folds[key]
     hw, unrolled = dims[control:control + 2], _order(dims[control + 2:]) if gemm else dims[control + 2:]
     ops = []
     base = tuple(f[None] for f in forms)
@@ -68,6 +73,17 @@ def kernel_ops(loops: Sequence[tuple[IterVar, int]], forms: Sequence[Form], scop
         hw_loops = tuple((n, *cs) for n, cs in hw)
         ops.append(_op(gemm, hw_loops, uops, scopes, writes, **fields))
     return ops
+
+
+def _choose(dims: tuple, gemm: bool, accumulates: bool) -> tuple[tuple, int]:
+    """The loop order and fold of a kernel: the given order, or for a GEMM the order with the
+    destination-keeping loops outermost when that leaves fewer loops on the host."""
+    fold = _fold(_merge(dims), gemm, accumulates)
+    if gemm and fold[1]:
+        other = _fold(_merge(_order(list(dims))), gemm, accumulates)
+        if _host_count(*other) < _host_count(*fold):
+            fold = other
+    return tuple(fold[0]), fold[1]
 
 
 def _fold(dims: list, gemm: bool, accumulates: bool) -> tuple[list, int]:
@@ -144,10 +160,11 @@ class GemmTemplate:
         self.acc = Operand(call.acc, placements, self.where)
         self.inp = None if call.reset else Operand(call.inp, placements, self.where)
         self.wgt = None if call.reset else Operand(call.wgt, placements, self.where)
+        self.folds: dict = {}
 
     def instantiate(self, env: Mapping[IterVar, int]) -> list[KernelOp]:
         if self.call.reset:
             forms = [self.acc.form(env), {None: 0}, {None: 0}]
-            return kernel_ops(self.loops, forms, ["acc"], gemm=True, where=self.where, reset=True)
+            return kernel_ops(self.loops, forms, ["acc"], gemm=True, where=self.where, folds=self.folds, reset=True)
         forms = [self.acc.form(env), self.inp.form(env), self.wgt.form(env)]
-        return kernel_ops(self.loops, forms, ["acc", "inp", "wgt"], gemm=True, where=self.where)
+        return kernel_ops(self.loops, forms, ["acc", "inp", "wgt"], gemm=True, where=self.where, folds=self.folds)
