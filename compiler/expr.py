@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import numpy as np
+
 from vta.errors import ScheduleError
 
 __all__ = [
-    "DTYPES", "BinOp", "Cast", "Cmp", "ComputeOp", "Const", "Expr", "IterVar", "PlaceholderOp",
+    "COMPARISONS", "DTYPES", "BinOp", "Cast", "Cmp", "ComputeOp", "Const", "Expr", "IterVar", "PlaceholderOp",
     "Reduce", "Select", "Tensor", "TensorLoad", "as_expr", "binary", "check_dtype", "dtype_range",
     "make_cast", "walk",
 ]
@@ -25,7 +27,10 @@ DTYPES = {
     "uint8": (8, False), "uint16": (16, False), "uint32": (32, False),
 }
 _SHIFTS = {">>", "<<"}
-_CMPS = {"<", "<=", ">", ">=", "==", "!=", "&&"}
+# comparison operators and what they compute, element-wise on numpy arrays or on plain integers
+COMPARISONS = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "==": np.equal,
+               "!=": np.not_equal, "&&": np.logical_and}
+_CMPS = set(COMPARISONS)
 
 
 def dtype_range(dtype: str) -> tuple[int, int]:

@@ -11,7 +11,20 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from vta.compiler.expr import BinOp, Cast, Cmp, ComputeOp, Const, Expr, IterVar, Reduce, Select, Tensor, TensorLoad
+from vta.compiler.expr import (
+    COMPARISONS,
+    BinOp,
+    Cast,
+    Cmp,
+    ComputeOp,
+    Const,
+    Expr,
+    IterVar,
+    Reduce,
+    Select,
+    Tensor,
+    TensorLoad,
+)
 from vta.compiler.lower.ir import Allocate, BufferLoad, For, Gemm, LoweredFunc, Pragma, Seq, Stmt, Store
 from vta.errors import LoweringError
 
@@ -23,8 +36,6 @@ _BIN = {
     "+": np.add, "-": np.subtract, "*": np.multiply, "//": np.floor_divide, "%": np.mod,
     "min": np.minimum, "max": np.maximum, ">>": np.right_shift, "<<": np.left_shift,
 }
-_CMP = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "==": np.equal,
-        "!=": np.not_equal, "&&": np.logical_and}
 
 
 def _wrap(x: np.ndarray, dtype: str) -> np.ndarray:
@@ -40,7 +51,7 @@ def _eval(e: Expr, env: Mapping, read, guarded: bool = False) -> np.ndarray:
         a, b = _eval(e.a, env, read, guarded), _eval(e.b, env, read, guarded)
         return _wrap(_BIN[e.op](np.int64(a), np.int64(b)), e.dtype)
     if isinstance(e, Cmp):
-        return _CMP[e.op](_eval(e.a, env, read, guarded), _eval(e.b, env, read, guarded))
+        return COMPARISONS[e.op](_eval(e.a, env, read, guarded), _eval(e.b, env, read, guarded))
     if isinstance(e, Cast):
         return _wrap(_eval(e.value, env, read, guarded), e.dtype)
     if isinstance(e, Select):

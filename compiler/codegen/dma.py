@@ -10,7 +10,6 @@ lands in the instruction's four pad fields (spec §3.2): only the two DMA dimens
 from __future__ import annotations
 
 import itertools
-import operator
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from vta.compiler.arith import row_major
 from vta.compiler.codegen.index import Index, entry_form
 from vta.compiler.codegen.ops import COMPUTE, LOAD, STORE, Footprint, LoadOp, StoreOp, VtaOp
 from vta.compiler.codegen.sram import SCOPES, Placement
-from vta.compiler.expr import Cast, Cmp, Const, Expr, IterVar, Select, walk
+from vta.compiler.expr import COMPARISONS, DTYPES, Cast, Cmp, Const, Expr, IterVar, Select, walk
 from vta.compiler.lower.ir import Buffer, BufferLoad, For, Pragma, Store
 from vta.config import Environment
 from vta.errors import LoweringError
@@ -29,9 +28,6 @@ from vta.isa import MEM_ACC, MEM_ACC_8BIT, MEM_INP, MEM_OUT, MEM_WGT
 
 __all__ = ["DmaTemplate", "perfect_nest"]
 
-_CMP = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq,
-        "!=": operator.ne}
-_ITEMSIZE = {"int8": 1, "uint8": 1, "int16": 2, "int32": 4, "uint32": 4}
 _FIELD_MAX = 0xFFFF  # y_size, x_size, x_stride are 16-bit fields (spec §2.4)
 _PAD_MAX = 15  # 4-bit pad fields
 
@@ -65,7 +61,7 @@ def perfect_nest(stmt, where: str) -> tuple[list[tuple[IterVar, int]], object]:
 def _atoms(cond: Expr) -> list[Cmp]:
     if isinstance(cond, Cmp) and cond.op == "&&":
         return _atoms(cond.a) + _atoms(cond.b)
-    if isinstance(cond, Cmp) and cond.op in _CMP:
+    if isinstance(cond, Cmp) and cond.op in COMPARISONS:
         return [cond]
     raise LoweringError(f"padding condition {cond} is not a conjunction of comparisons")
 
@@ -129,7 +125,7 @@ class DmaTemplate:
             mem, elem = {"inp": (MEM_INP, env.INP_ELEM_BYTES), "wgt": (MEM_WGT, env.WGT_ELEM_BYTES),
                          "acc": (MEM_ACC, env.ACC_ELEM_BYTES)}[self.scope]
         lanes = int(np.prod(dram.shape[-2:]))
-        nbytes = lanes * _ITEMSIZE.get(dram.dtype, 0)
+        nbytes = lanes * DTYPES[dram.dtype][0] // 8
         if nbytes != elem:
             raise LoweringError(f"{self.where}: a {dram.dtype} block of {lanes} lanes is {nbytes} bytes; this DMA "
                                 f"moves {elem}-byte elements")
@@ -164,11 +160,11 @@ class DmaTemplate:
             if len(vars_) > 1 or any(v not in pos for v in vars_):
                 raise LoweringError(f"{self.where}: padding condition {atom} must bound a single copy loop")
             if not vars_:
-                if not _CMP[atom.op](form[None], 0):
+                if not COMPARISONS[atom.op](form[None], 0):
                     masks = [np.zeros_like(m) for m in masks]
                 continue
             k = pos[vars_[0]]
-            masks[k] &= _CMP[atom.op](form[vars_[0]] * np.arange(len(masks[k])) + form[None], 0)
+            masks[k] &= COMPARISONS[atom.op](form[vars_[0]] * np.arange(len(masks[k])) + form[None], 0)
         out = []
         for (v, _), m in zip(self.loops, masks):
             hit = np.flatnonzero(m)
