@@ -73,8 +73,9 @@ class PynqAllocator:
         try:
             import pynq
         except ImportError as e:
-            raise DeviceError("board buffers need the pynq package (pip install 'pynq-vta[board]' on the "
-                              "board image)") from e
+            raise DeviceError("board buffers need the pynq library: run this on a Pynq board, in the environment "
+                              "pynq is installed in, or install it with `pip install \".[board]\"` from the pynq-vta "
+                              "checkout") from e
         self._allocate = pynq.allocate
 
     def alloc(self, nbytes: int) -> DmaBuffer:

@@ -11,8 +11,9 @@ from vta.errors import BitstreamError, BitstreamMismatch
 def test_without_pynq_the_error_says_a_board_is_needed(monkeypatch, pynq_env):
     monkeypatch.setitem(sys.modules, "pynq", None)  # import pynq fails, installed or not
     with pytest.raises(BitstreamError, match=r"^programming the FPGA needs the pynq library, which is not "
-                       r"installed in .*: run this on a Pynq board with pynq-vta installed as "
-                       r"`pip install 'pynq-vta\[board\]'`$"):
+                       r"installed in .*: run this on a Pynq board, in the environment pynq is installed in \(on "
+                       r"PYNQ 3\.x images the /usr/local/share/pynq-venv venv\), or install it with "
+                       r"`pip install \"\.\[board\]\"` from the pynq-vta checkout$"):
         program(env=pynq_env)
 
 
