@@ -16,7 +16,6 @@ from pathlib import Path
 from vta.bitstream.manifest import BitstreamRecord
 from vta.bitstream.store import verify
 from vta.config import Environment, get_env, target_choice
-from vta.driver import lock as device_lock
 from vta.driver.lock import DeviceLock
 from vta.errors import BitstreamError, DeviceError
 
@@ -96,7 +95,7 @@ def program(path: str | os.PathLike[str] | None = None, env: Environment | None 
             raise DeviceError(f"programming the FPGA needs the device lock {lock.path} held by the caller")
         _download(pynq, verified.path)
     else:
-        with DeviceLock(lock if lock is not None else device_lock.DEFAULT_LOCK_PATH) as held:
+        with DeviceLock(lock) as held:
             held.describe(f"programming the FPGA with {verified.path.name}")
             _download(pynq, verified.path)
     return verified.path

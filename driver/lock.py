@@ -16,23 +16,26 @@ from pathlib import Path
 
 from vta.errors import DeviceBusy, DeviceError
 
-__all__ = ["DEFAULT_LOCK_PATH", "DeviceLock"]
+__all__ = ["DEFAULT_LOCK_PATH", "DeviceLock", "command_line"]
 
 DEFAULT_LOCK_PATH = "/tmp/vta-pynq.lock"
 _DOING_CHARS = 160
 
 
-def _command() -> str:
-    """This process's command line, shortened: the default description of what the owner is doing."""
-    argv = [os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python", *sys.argv[1:]]
-    return " ".join(argv)
+def command_line() -> str:
+    """This process's command line (``python -m X`` shown as ``X``): the default description of the owner."""
+    program = sys.argv[0] if sys.argv and sys.argv[0] else "python"
+    name = os.path.basename(program)
+    if name == "__main__.py":
+        name = os.path.basename(os.path.dirname(program))
+    return " ".join([name, *sys.argv[1:]])
 
 
 class DeviceLock:
     """An exclusive, non-blocking lock on ``path`` that records the owner's pid in the file."""
 
-    def __init__(self, path: str | os.PathLike[str] = DEFAULT_LOCK_PATH):
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike[str] | None = None):
+        self.path = Path(path if path is not None else DEFAULT_LOCK_PATH)
         self._fd: int | None = None
 
     @property
@@ -59,7 +62,7 @@ class DeviceLock:
         self._fd = fd
         with contextlib.suppress(OSError):
             os.fchmod(fd, 0o666)  # another user (the RPC service, a notebook) must be able to open it
-        self.describe(_command())
+        self.describe(command_line())
 
     def describe(self, doing: str) -> None:
         """Record what the owner is doing, for the busy error other processes get (best effort)."""
