@@ -186,17 +186,23 @@ class PynqAllocator:
         return lost
 
     def _realloc_at(self, phys: int, nbytes: int, fillers: list[np.ndarray]) -> np.ndarray | None:
+        """Allocate until pynq returns ``phys``; blocks it returns below are kept taken (first-fit skips them)."""
+        footprint = -(-nbytes // PAGE_BYTES) * PAGE_BYTES
         for _ in range(_MAX_FILLERS):
             try:
                 pbuf = self._allocate(nbytes)
+                got = pbuf.physical_address
+                if got == phys:
+                    return pbuf
+                if got > phys:
+                    pbuf.freebuffer()
+                    return None
+                if got + footprint > phys:  # overlaps the old address: take only the gap below it
+                    pbuf.freebuffer()
+                    pbuf = self._allocate(phys - got)
             except DeviceError:
                 return None
-            if pbuf.physical_address == phys:
-                return pbuf
-            if pbuf.physical_address > phys:
-                pbuf.freebuffer()
-                return None
-            fillers.append(pbuf)  # a hole below the old address: keep it taken until all are placed
+            fillers.append(pbuf)
         return None
 
     def close(self) -> None:

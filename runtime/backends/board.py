@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from vta.bitstream.manifest import BitstreamRecord
 from vta.config import Environment, get_env
 from vta.driver.buffers import DmaBuffer
 from vta.driver.device import DEFAULT_TIMEOUT_S, BoardDevice
@@ -36,13 +37,14 @@ class BoardBackend(Backend):
                  emulator: str | os.PathLike[str] | EmulatedBoard | None = None,
                  bitstream: str | os.PathLike[str] | None = None, mem_path: str = "/dev/mem",
                  lock_path: str | os.PathLike[str] | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 program: bool = True):
+                 program: bool = True, expected: BitstreamRecord | None = None):
         super().__init__()
         self.env = env or get_env()
         if emulator is None:
             # programs the FPGA first: PYNQ allocates only under a loaded bitstream
             self.device = BoardDevice.open_board(self.env, bitstream=bitstream, mem_path=mem_path,
-                                                 lock_path=lock_path, timeout_s=timeout_s, program=program)
+                                                 lock_path=lock_path, timeout_s=timeout_s, program=program,
+                                                 expected=expected)
         else:
             board = emulator if isinstance(emulator, EmulatedBoard) else EmulatedBoard.connect(emulator)
             self.device = BoardDevice.open_emulated(board, timeout_s=timeout_s)
