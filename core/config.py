@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+import pwd
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -22,7 +23,7 @@ from vta.errors import ConfigError
 
 __all__ = [
     "BOARD_FPGA_TARGETS", "HW_VERSIONS", "TARGETS", "Environment", "TargetChoice", "cache_dir", "choose_target",
-    "default_config_path", "get_env", "load_config", "resolve_default", "target_choice",
+    "default_config_path", "get_env", "load_config", "resolve_default", "sudo_user_cache_dir", "target_choice",
 ]
 
 logger = logging.getLogger(__name__)
@@ -309,6 +310,25 @@ def cache_dir() -> Path:
     """Where bitstreams are cached: ``$VTA_CACHE_PATH``, else ``~/.vta_cache`` (the directory upstream VTA fills)."""
     root = os.environ.get("VTA_CACHE_PATH")
     return Path(root).expanduser() if root else Path.home() / ".vta_cache"
+
+
+def sudo_user_cache_dir(environ: Mapping[str, str] | None = None,
+                        home_of: Callable[[str], str] | None = None) -> Path | None:
+    """Under ``sudo`` with the default cache, the invoking user's ``~/.vta_cache`` (else None).
+
+    ``sudo`` resets HOME and drops VTA_CACHE_PATH, so ``sudo vta program`` would look in root's
+    cache for the bitstream that ``vta bitstream fetch``, run without sudo, put in the user's.
+    """
+    environ = os.environ if environ is None else environ
+    user = environ.get("SUDO_USER", "")
+    if not user or user == "root" or environ.get("VTA_CACHE_PATH"):
+        return None
+    try:
+        home = home_of(user) if home_of is not None else pwd.getpwnam(user).pw_dir
+    except KeyError:
+        return None
+    path = Path(home) / ".vta_cache"
+    return None if path == cache_dir() else path
 
 
 # Targets that are a physical board: a detected board of another target contradicts them.

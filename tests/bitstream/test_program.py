@@ -120,3 +120,24 @@ def test_vta_program_refuses_while_a_runtime_owns_the_device(tmp_path, fake_pynq
     with user_env:
         assert main(["program", str(path)]) == 0
     assert capsys.readouterr().out == f"FPGA programmed with {path}\n"
+
+
+def test_sudo_finds_the_bitstream_the_user_fetched(tmp_path, monkeypatch, fake_pynq, pynq_env):
+    """`vta bitstream fetch` as the user, then `sudo vta program`: sudo resets HOME, the file is still found."""
+    import vta.config as config
+
+    blob = make_bit()
+    user_home, root_home = tmp_path / "xilinx", tmp_path / "root"
+    fetched = user_home / ".vta_cache" / "pynq" / "0_0_2" / "1x16_i8w8a32_15_15_18_17.bit"
+    fetched.parent.mkdir(parents=True)
+    fetched.write_bytes(blob)
+    root_home.mkdir()
+    monkeypatch.delenv("VTA_CACHE_PATH", raising=False)
+    monkeypatch.setenv("HOME", str(root_home))
+    monkeypatch.setenv("SUDO_USER", "xilinx")
+    monkeypatch.setattr(config.pwd, "getpwnam", lambda user: type("pw", (), {"pw_dir": str(tmp_path / user)}))
+    assert program(env=pynq_env, expected=record_for(blob, pynq_env), lock=tmp_path / "l") == fetched
+    assert fake_pynq.downloads == [str(fetched)]
+    monkeypatch.delenv("SUDO_USER")
+    with pytest.raises(BitstreamError, match=rf"^no bitstream file at {root_home}/\.vta_cache/pynq/0_0_2/"):
+        program(env=pynq_env, expected=record_for(blob, pynq_env), lock=tmp_path / "l")
