@@ -14,7 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BOARD_TARGETS", "DT_ROOTS", "ETC_ENVIRONMENT", "DetectedBoard", "detect_board"]
+__all__ = [
+    "BOARD_FPGA_TARGETS", "BOARD_TARGETS", "DT_ROOTS", "ETC_ENVIRONMENT", "DetectedBoard", "TargetChoice",
+    "detect_board",
+]
 
 # The two places Linux exposes the flattened device tree (/proc/device-tree links to the second).
 DT_ROOTS: tuple[Path, ...] = (Path("/proc/device-tree"), Path("/sys/firmware/devicetree/base"))
@@ -40,6 +43,34 @@ class DetectedBoard:
     @property
     def description(self) -> str:
         return f"{self.source} reads {self.name!r}"
+
+
+# Targets that are a physical board: a detected board of another target contradicts them.
+BOARD_FPGA_TARGETS = ("pynq", "ultra96", "zcu104", "de10nano")
+
+
+@dataclass(frozen=True)
+class TargetChoice:
+    """How the default environment's TARGET was chosen: the value, who chose it, and why.
+
+    ``source`` is ``VTA_TARGET``, ``VTA_CONFIG`` (the file's TARGET), ``detected`` (a Pynq
+    board's target) or ``default`` (no board: the simulator).
+    """
+
+    target: str
+    source: str
+    reason: str
+    board: DetectedBoard | None = None
+
+    def board_advice(self) -> str:
+        """What to set so that TARGET names a board, for errors raised when a board target is needed."""
+        if self.source in ("VTA_TARGET", "VTA_CONFIG"):
+            fix = f"unset {self.source} to use the detected board" if self.board and self.board.target else \
+                f"set VTA_TARGET to one of {', '.join(BOARD_FPGA_TARGETS[:3])}"
+        else:
+            fix = (f"set VTA_TARGET to one of {', '.join(BOARD_FPGA_TARGETS[:3])} (sudo drops the environment: "
+                   "pass it on the command line, e.g. `sudo VTA_TARGET=pynq vta program`)")
+        return f"TARGET is {self.target!r} because {self.reason}; {fix}"
 
 
 def _read_dt(path: Path) -> str | None:

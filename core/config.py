@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from vta.board import BOARD_TARGETS, DetectedBoard, detect_board
+from vta.board import BOARD_FPGA_TARGETS, BOARD_TARGETS, DetectedBoard, TargetChoice, detect_board
 from vta.errors import ConfigError
 
 __all__ = [
@@ -329,34 +329,6 @@ def sudo_user_cache_dir(environ: Mapping[str, str] | None = None,
         return None
     path = Path(home) / ".vta_cache"
     return None if path == cache_dir() else path
-
-
-# Targets that are a physical board: a detected board of another target contradicts them.
-BOARD_FPGA_TARGETS = ("pynq", "ultra96", "zcu104", "de10nano")
-
-
-@dataclass(frozen=True)
-class TargetChoice:
-    """How the default environment's TARGET was chosen: the value, who chose it, and why.
-
-    ``source`` is ``VTA_TARGET``, ``VTA_CONFIG`` (the file's TARGET), ``detected`` (a Pynq
-    board's target) or ``default`` (no board: the simulator).
-    """
-
-    target: str
-    source: str
-    reason: str
-    board: DetectedBoard | None = None
-
-    def board_advice(self) -> str:
-        """What to set so that TARGET names a board, for errors raised when a board target is needed."""
-        if self.source in ("VTA_TARGET", "VTA_CONFIG"):
-            fix = f"unset {self.source} to use the detected board" if self.board and self.board.target else \
-                f"set VTA_TARGET to one of {', '.join(BOARD_FPGA_TARGETS[:3])}"
-        else:
-            fix = (f"set VTA_TARGET to one of {', '.join(BOARD_FPGA_TARGETS[:3])} (sudo drops the environment: "
-                   "pass it on the command line, e.g. `sudo VTA_TARGET=pynq vta program`)")
-        return f"TARGET is {self.target!r} because {self.reason}; {fix}"
 
 
 def _unset_hint(board: DetectedBoard | None) -> str:
