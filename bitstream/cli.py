@@ -47,12 +47,13 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 def _cmd_program(args: argparse.Namespace) -> int:
     from vta.bitstream.program import program
 
-    print(f"FPGA programmed with {program(args.path)}")
+    print(f"FPGA programmed with {program(args.path, lock=args.lock)}")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from vta.bitstream.store import DEFAULT_TIMEOUT_S, DISTRO_URL
+    from vta.driver.lock import DEFAULT_LOCK_PATH
 
     p = sub.add_parser("bitstream", help="released FPGA bitstreams: list them, verify a file, fetch into the cache")
     bsub = p.add_subparsers(dest="bitstream_command", required=True, metavar="BITSTREAM_COMMAND")
@@ -69,4 +70,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_cmd_fetch)
     p = sub.add_parser("program", help="verify a bitstream and program the FPGA with it (needs a Pynq board)")
     p.add_argument("path", nargs="?", help="bitstream file (default: the cached one for the active configuration)")
+    p.add_argument("--lock", default=DEFAULT_LOCK_PATH,
+                   help=f"device lock held while programming; busy if a runtime owns it (default {DEFAULT_LOCK_PATH})")
     p.set_defaults(func=_cmd_program)

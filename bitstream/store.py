@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import logging
 import os
 import tempfile
 import urllib.error
@@ -21,7 +22,7 @@ from typing import BinaryIO
 
 from vta.bitstream.header import BitHeader, parse_header
 from vta.bitstream.manifest import RELEASES, BitstreamRecord, by_sha256, expected_for, extension_for, lookup
-from vta.config import Environment, cache_dir, get_env
+from vta.config import Environment, cache_dir, get_env, sudo_user_cache_dir
 from vta.errors import BitstreamError, BitstreamMismatch
 
 __all__ = ["DEFAULT_TIMEOUT_S", "DISTRO_URL", "VerifiedBitstream", "cache_path", "cache_root", "fetch",
@@ -30,6 +31,8 @@ __all__ = ["DEFAULT_TIMEOUT_S", "DISTRO_URL", "VerifiedBitstream", "cache_path",
 DISTRO_URL = "https://github.com/uwsampl/vta-distro/raw/master/bitstreams"
 DEFAULT_TIMEOUT_S = 30.0
 _CHUNK = 1 << 16
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,18 @@ def cache_path(env: Environment | None = None) -> Path:
     """Where the active configuration's bitstream is cached (the file need not exist)."""
     env = env if env is not None else get_env()
     return _cache_file(env.TARGET, env.HW_VER, env.BITSTREAM + extension_for(env.TARGET))
+
+
+def _cached(env: Environment) -> Path:
+    """The cached file for ``env``; under sudo, the invoking user's copy when root's cache has none."""
+    path = cache_path(env)
+    other = sudo_user_cache_dir()
+    if not path.exists() and other is not None:
+        theirs = other / path.relative_to(cache_root())
+        if theirs.exists():
+            logger.info("using %s: the bitstream cache of the user who ran sudo (%s has none)", theirs, path)
+            return theirs
+    return path
 
 
 def release_path(record: BitstreamRecord) -> Path:
@@ -148,7 +163,7 @@ def verify(path: str | os.PathLike[str] | None = None, env: Environment | None =
     'pynq/0.0.2/1x16_i8w8a32_15_15_18_17.bit'
     """
     env = env if env is not None else get_env()
-    path = Path(path) if path is not None else cache_path(env)
+    path = Path(path) if path is not None else _cached(env)
     wanted = env.BITSTREAM + extension_for(env.TARGET)
     if path.name != wanted:
         raise BitstreamMismatch(

@@ -19,16 +19,17 @@ PLUGINS = ("vta.sim.cli", "vta.bitstream.cli", "vta.driver.cli", "vta.compiler.c
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from vta.config import get_env, load_config
+    from vta.config import get_env, load_config, target_choice
 
     env = load_config(args.config) if args.config else get_env()
     info = env.derived()
+    why = f"from --config {args.config}" if args.config else target_choice().reason
     if args.json:
-        print(json.dumps(info, indent=1))
+        print(json.dumps({**info, "TARGET_REASON": why}, indent=1))
     else:
         width = max(map(len, info))
         for key, value in info.items():
-            print(f"{key:<{width}}  {value}")
+            print(f"{key:<{width}}  {value}" + (f"  ({why})" if key == "TARGET" else ""))
     return 0
 
 

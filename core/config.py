@@ -1,22 +1,32 @@
 """The VTA hardware configuration: the 10 keys of ``vta_config.json`` and every derived constant.
 
 This is the only module that reads ``VTA_*`` environment variables:
-``VTA_CONFIG`` (path of a config JSON) and ``VTA_TARGET`` (overrides its TARGET).
+``VTA_CONFIG`` (path of a config JSON) and ``VTA_TARGET`` (overrides its TARGET). With neither
+set, TARGET follows the machine: the board's target on a detected Pynq board
+(:mod:`vta.board`), ``sim`` elsewhere; :func:`target_choice` says which and why.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-from collections.abc import Mapping
+import pwd
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from vta.board import BOARD_FPGA_TARGETS, BOARD_TARGETS, DetectedBoard, TargetChoice, detect_board
 from vta.errors import ConfigError
 
-__all__ = ["HW_VERSIONS", "TARGETS", "Environment", "cache_dir", "default_config_path", "get_env", "load_config"]
+__all__ = [
+    "BOARD_FPGA_TARGETS", "HW_VERSIONS", "TARGETS", "Environment", "TargetChoice", "cache_dir", "choose_target",
+    "default_config_path", "get_env", "load_config", "resolve_default", "sudo_user_cache_dir", "target_choice",
+]
+
+logger = logging.getLogger(__name__)
 
 TARGETS = ("sim", "pynq", "ultra96", "zcu104", "de10nano", "intelfocl", "tsim")
 HW_VERSIONS = ("0.0.1", "0.0.2")
@@ -273,7 +283,7 @@ class Environment:
 
 
 _STACK: list[Environment] = []
-_DEFAULT: list[Environment] = []
+_DEFAULT: list[tuple[Environment, TargetChoice]] = []
 
 
 def default_config_path(target: str = "sim") -> Path:
@@ -302,11 +312,97 @@ def cache_dir() -> Path:
     return Path(root).expanduser() if root else Path.home() / ".vta_cache"
 
 
-def get_env() -> Environment:
-    """The active environment: the innermost ``with env:``, else the one from VTA_CONFIG/VTA_TARGET."""
-    if _STACK:
-        return _STACK[-1]
+def sudo_user_cache_dir(environ: Mapping[str, str] | None = None,
+                        home_of: Callable[[str], str] | None = None) -> Path | None:
+    """Under ``sudo`` with the default cache, the invoking user's ``~/.vta_cache`` (else None).
+
+    ``sudo`` resets HOME and drops VTA_CACHE_PATH, so ``sudo vta program`` would look in root's
+    cache for the bitstream that ``vta bitstream fetch``, run without sudo, put in the user's.
+    """
+    environ = os.environ if environ is None else environ
+    user = environ.get("SUDO_USER", "")
+    if not user or user == "root" or environ.get("VTA_CACHE_PATH"):
+        return None
+    try:
+        home = home_of(user) if home_of is not None else pwd.getpwnam(user).pw_dir
+    except KeyError:
+        return None
+    path = Path(home) / ".vta_cache"
+    return None if path == cache_dir() else path
+
+
+def _unset_hint(board: DetectedBoard | None) -> str:
+    if board is not None and board.target is not None:
+        return f"or unset VTA_TARGET to use the detected {board.name} board (TARGET {board.target})"
+    return "or unset VTA_TARGET to use the simulator (no Pynq board was detected)"
+
+
+def _check_board(target: str, what: str, board: DetectedBoard | None, fix: str) -> None:
+    if target in BOARD_FPGA_TARGETS and board is not None and board.target not in (None, target):
+        raise ConfigError(f"{what} is {target!r}, but this machine is a {board.name} board ({board.description}), "
+                          f"whose TARGET is {board.target!r}: {fix}")
+
+
+def choose_target(environ: Mapping[str, str], config_target: str, board: DetectedBoard | None) -> TargetChoice:
+    """Pick TARGET: ``VTA_TARGET``, else the TARGET of the ``VTA_CONFIG`` file, else the detected board's, else sim.
+
+    An explicit setting that contradicts the detected board, or is not a TARGET, raises
+    ConfigError saying exactly what to set instead.
+    """
+    explicit = environ.get("VTA_TARGET", "").strip()
+    if explicit:
+        if explicit not in TARGETS:
+            raise ConfigError(f"VTA_TARGET={explicit!r} is not allowed; allowed values: {', '.join(TARGETS)}; "
+                              f"set one of them, {_unset_hint(board)}")
+        fix = f"set VTA_TARGET={board.target}, {_unset_hint(board)}" if board else ""
+        _check_board(explicit, "VTA_TARGET", board, fix)
+        return TargetChoice(explicit, "VTA_TARGET", f"VTA_TARGET={explicit} is set", board)
+    config = environ.get("VTA_CONFIG", "").strip()
+    if config:
+        fix = f"set its TARGET to {board.target!r} (or set VTA_TARGET={board.target})" if board else ""
+        _check_board(config_target, f"TARGET in VTA_CONFIG={config}", board, fix)
+        return TargetChoice(config_target, "VTA_CONFIG", f"VTA_CONFIG={config} sets TARGET {config_target!r}", board)
+    if board is None:
+        return TargetChoice("sim", "default", "no Pynq board was detected (no device-tree pynq_board or model naming "
+                            "one, no BOARD setting), so the simulator is used")
+    if board.target is None:
+        boards = ", ".join(sorted(BOARD_TARGETS))
+        return TargetChoice("sim", "default", f"the detected board has no VTA target ({board.description}; VTA "
+                            f"runs on {boards}), so the simulator is used", board)
+    return TargetChoice(board.target, "detected", f"a {board.name} board was detected ({board.description})", board)
+
+
+def resolve_default(environ: Mapping[str, str] | None = None, **probe: Any) -> tuple[Environment, TargetChoice]:
+    """The environment and TARGET choice that :func:`get_env` uses, from ``environ`` and board detection.
+
+    ``probe`` goes to :func:`vta.board.detect_board` (``dt_roots``, ``etc_environment``), so
+    tests can point detection at fake device-tree files.
+    """
+    environ = os.environ if environ is None else environ
+    board = detect_board(environ, **probe)
+    explicit = environ.get("VTA_TARGET", "").strip() or None
+    if explicit is not None:
+        choose_target(environ, "sim", board)  # validates VTA_TARGET before the file is read
+    env = load_config(environ.get("VTA_CONFIG", "").strip() or None, explicit)
+    choice = choose_target(environ, env.TARGET, board)
+    return env.replace(TARGET=choice.target), choice
+
+
+def _default() -> tuple[Environment, TargetChoice]:
     if not _DEFAULT:
-        _DEFAULT.append(load_config(os.environ.get("VTA_CONFIG"), os.environ.get("VTA_TARGET")))
+        env, choice = resolve_default()
+        logger.info("TARGET %s: %s", choice.target, choice.reason)
+        _DEFAULT.append((env, choice))
     return _DEFAULT[0]
 
+
+def target_choice() -> TargetChoice:
+    """How the default environment's TARGET was chosen (for ``vta info`` and error messages)."""
+    return _default()[1]
+
+
+def get_env() -> Environment:
+    """The active environment: the innermost ``with env:``, else the default (VTA_CONFIG/VTA_TARGET/detected board)."""
+    if _STACK:
+        return _STACK[-1]
+    return _default()[0]

@@ -22,23 +22,34 @@ from vta.errors import BackendError, DeviceError
 
 __all__ = ["DmaBuffer", "FileAllocator", "PynqAllocator"]
 
+_MAX_FILLERS = 64  # allocations tried per buffer while looking for its old physical address
+
 
 class DmaBuffer:
     """One device-visible buffer: ``array`` (uint8), ``phys_addr``, cache maintenance, ``free``."""
 
     def __init__(self, array: np.ndarray, phys_addr: int, release: Callable[[], None],
                  flush: Callable[[], None] | None = None, invalidate: Callable[[], None] | None = None):
-        self.array = array
+        self._array = array
         self.phys_addr = int(phys_addr)
         self.nbytes = int(array.nbytes)
         self._release: Callable[[], None] | None = release
         self._flush, self._invalidate = flush, invalidate
+        self._lost: str | None = None
 
     @property
     def alive(self) -> bool:
         return self._release is not None
 
+    @property
+    def array(self) -> np.ndarray:
+        """The buffer's bytes; BackendError once freed or lost (the memory may be unmapped)."""
+        self._live()
+        return self._array
+
     def _live(self) -> None:
+        if self._lost is not None:
+            raise BackendError(self._lost)
         if self._release is None:
             raise BackendError(f"DMA buffer at 0x{self.phys_addr:x} was already freed")
 
@@ -55,9 +66,22 @@ class DmaBuffer:
             self._invalidate()
 
     def free(self) -> None:
+        """Give the memory back; a lost buffer has none left, so freeing it only forgets it."""
+        if self._lost is not None:
+            self._lost = None
+            return
         self._live()
         release, self._release = self._release, None
         release()
+
+    def _lose(self, why: str) -> None:
+        """The memory was released behind the owner's back (a re-programming): every later use raises ``why``."""
+        self._lost, self._release = why, None
+
+    def _adopt(self, other: DmaBuffer) -> None:
+        """Take over ``other``'s memory, a re-allocation of this buffer at the same physical address."""
+        assert (other.phys_addr, other.nbytes) == (self.phys_addr, self.nbytes)
+        self.__dict__.update(other.__dict__)
 
 
 def _check_size(nbytes: int) -> int:
@@ -67,23 +91,119 @@ def _check_size(nbytes: int) -> int:
 
 
 class PynqAllocator:
-    """Cacheable CMA buffers from ``pynq.allocate`` (the board's Xilinx driver stack)."""
+    """Cacheable CMA buffers from ``pynq.allocate`` (the board's Xilinx driver stack).
+
+    PYNQ needs the bitstream loaded before it allocates, and cannot load one while buffers are
+    allocated, so re-programming goes through :meth:`reprogram`: it saves and frees every live
+    buffer, programs, then allocates each again. Streams hold physical addresses, so a buffer
+    keeps working (content restored) only if it gets its old address back; otherwise it is
+    lost, and every later use raises an error saying so.
+    """
 
     def __init__(self) -> None:
         try:
             import pynq
         except ImportError as e:
-            raise DeviceError("board buffers need the pynq package (pip install 'pynq-vta[board]' on the "
-                              "board image)") from e
-        self._allocate = pynq.allocate
+            raise DeviceError("board buffers need the pynq library: run this on a Pynq board, in the environment "
+                              "pynq is installed in, or install it with `pip install \".[board]\"` from the pynq-vta "
+                              "checkout") from e
+        self._pynq = pynq
+        self._live: dict[object, DmaBuffer] = {}  # token -> buffer, in allocation order
+
+    def _allocate(self, nbytes: int) -> np.ndarray:
+        try:
+            return self._pynq.allocate(shape=(nbytes,), dtype=np.uint8, cacheable=True)
+        except (RuntimeError, MemoryError, OSError, ValueError) as e:
+            raise DeviceError(f"pynq.allocate could not provide {nbytes} contiguous bytes: {e}") from e
+
+    def _wrap(self, pbuf: np.ndarray, into: DmaBuffer | None = None) -> DmaBuffer:
+        token = object()
+
+        def release() -> None:
+            del self._live[token]
+            pbuf.freebuffer()
+
+        buf = DmaBuffer(pbuf, pbuf.physical_address, release, pbuf.flush, pbuf.invalidate)
+        if into is not None:
+            into._adopt(buf)
+            buf = into
+        self._live[token] = buf
+        return buf
 
     def alloc(self, nbytes: int) -> DmaBuffer:
-        nbytes = _check_size(nbytes)
+        """A zero-filled buffer: CMA memory comes back as its last user left it."""
+        pbuf = self._allocate(_check_size(nbytes))
+        pbuf[:] = 0
+        pbuf.flush()
+        return self._wrap(pbuf)
+
+    @property
+    def live(self) -> tuple[DmaBuffer, ...]:
+        return tuple(self._live.values())
+
+    def reprogram(self, program: Callable[[], str], why: str) -> tuple[str, list[DmaBuffer]]:
+        """Run ``program`` with no buffer allocated, then restore every buffer; (its result, the lost buffers).
+
+        If ``program`` raises, every buffer is lost (there may be no bitstream to allocate under).
+        """
+        saved = sorted(self._live.values(), key=lambda b: b.phys_addr)
+        contents = []
+        for buf in saved:
+            buf.invalidate()
+            contents.append(np.array(buf.array, copy=True))
+            buf.free()
+            buf._lose(f"DMA buffer at 0x{buf.phys_addr:x} ({buf.nbytes} bytes) is being restored after the FPGA "
+                      "was re-programmed")
         try:
-            buf = self._allocate(shape=(nbytes,), dtype=np.uint8, cacheable=True)
-        except (RuntimeError, MemoryError, OSError) as e:
-            raise DeviceError(f"pynq.allocate could not provide {nbytes} contiguous bytes: {e}") from e
-        return DmaBuffer(buf, buf.physical_address, buf.freebuffer, buf.flush, buf.invalidate)
+            done = program()
+        except BaseException as e:
+            for buf in saved:
+                buf._lose(f"DMA buffer at 0x{buf.phys_addr:x} ({buf.nbytes} bytes) was lost: the FPGA had to be "
+                          f"re-programmed ({why}) and that failed ({e}); re-program the board and allocate again")
+            raise
+        return done, self._restore(saved, contents, why)
+
+    def _restore(self, saved: list[DmaBuffer], contents: list[np.ndarray], why: str) -> list[DmaBuffer]:
+        """Allocate each buffer again at its old address (holding lower blocks as fillers meanwhile)."""
+        fillers: list[np.ndarray] = []
+        lost: list[DmaBuffer] = []
+        try:
+            for buf, data in zip(saved, contents):
+                pbuf = self._realloc_at(buf.phys_addr, buf.nbytes, fillers)
+                if pbuf is None:
+                    lost.append(buf)
+                    buf._lose(f"DMA buffer at 0x{buf.phys_addr:x} ({buf.nbytes} bytes) was lost when the FPGA was "
+                              f"re-programmed ({why}): pynq.allocate could not give its physical address back, and "
+                              "instruction streams hold physical addresses; free it and allocate a new one (a "
+                              "Runtime that lost its own buffers must be closed and opened again)")
+                    continue
+                pbuf[:] = data
+                pbuf.flush()
+                self._wrap(pbuf, into=buf)
+        finally:
+            for filler in fillers:
+                filler.freebuffer()
+        return lost
+
+    def _realloc_at(self, phys: int, nbytes: int, fillers: list[np.ndarray]) -> np.ndarray | None:
+        """Allocate until pynq returns ``phys``; blocks it returns below are kept taken (first-fit skips them)."""
+        footprint = -(-nbytes // PAGE_BYTES) * PAGE_BYTES
+        for _ in range(_MAX_FILLERS):
+            try:
+                pbuf = self._allocate(nbytes)
+                got = pbuf.physical_address
+                if got == phys:
+                    return pbuf
+                if got > phys:
+                    pbuf.freebuffer()
+                    return None
+                if got + footprint > phys:  # overlaps the old address: take only the gap below it
+                    pbuf.freebuffer()
+                    pbuf = self._allocate(phys - got)
+            except DeviceError:
+                return None
+            fillers.append(pbuf)
+        return None
 
     def close(self) -> None:
         """Buffers are freed one by one; pynq keeps no per-allocator state."""

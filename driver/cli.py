@@ -22,9 +22,10 @@ def _open_device(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple
         board = EmulatedBoard.connect(args.emulator)
         return stack.enter_context(BoardDevice.open_emulated(board, timeout_s=args.timeout)), args.emulator
     dev = stack.enter_context(BoardDevice.open_board(bitstream=args.bitstream, mem_path=args.mem,
-                                                     lock_path=args.lock, timeout_s=args.timeout))
-    if not args.skip_program:
-        print(dev.recover("selftest"))  # programming is what recovery does; the lock is already ours
+                                                     lock_path=args.lock, timeout_s=args.timeout,
+                                                     program=not args.skip_program))
+    if dev.programmed:
+        print(dev.programmed)
     return dev, f"the board ({args.mem})"
 
 

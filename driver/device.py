@@ -4,10 +4,15 @@ A run that misses its deadline leaves stale dependency tokens in the hardware FI
 resets them between runs, spec §3.7), so the only way back to a usable device is to re-program
 the bitstream. :meth:`BoardDevice.run` does that before raising, then calls the reset hooks (the
 runtime drops its queued state), so the error says what happened and the next run works.
+
+On a Pynq board the order is PYNQ's: the bitstream is loaded (under the device lock) before the
+first buffer is allocated, and a re-programming frees the live buffers first and restores them
+afterwards (:meth:`PynqAllocator.reprogram`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -15,30 +20,30 @@ from typing import TYPE_CHECKING
 
 from vta.config import Environment, get_env
 from vta.driver.buffers import DmaBuffer, FileAllocator, PynqAllocator
-from vta.driver.lock import DEFAULT_LOCK_PATH, DeviceLock
+from vta.driver.lock import DeviceLock, command_line
 from vta.driver.mmio import REG_NAMES, RUN_BAD_DONE, RUN_OK, RUN_TIMEOUT, Mmio, RunReport
 from vta.errors import DeviceError, DeviceTimeout, VTAError
 
 if TYPE_CHECKING:
+    from vta.bitstream.manifest import BitstreamRecord
     from vta.driver.emulated import EmulatedBoard
 
 __all__ = ["DEFAULT_TIMEOUT_S", "BoardDevice", "program_bitstream"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 10.0
 DONE_RD = 0x18
 
 
-def program_bitstream(path: str | os.PathLike[str] | None, env: Environment) -> Callable[[], str]:
-    """A recovery action that re-programs the FPGA through :mod:`vta.bitstream`."""
+def program_bitstream(path: str | os.PathLike[str] | None, env: Environment, lock: DeviceLock, *,
+                      expected: BitstreamRecord | None = None) -> Callable[[], str]:
+    """A (re-)programming action through :mod:`vta.bitstream`, under ``lock``, which the device holds."""
 
     def reprogram() -> str:
-        try:
-            from vta.bitstream import program
-        except ImportError as e:
-            raise DeviceError("recovery re-programs the FPGA with vta.bitstream.program, which this install "
-                              "does not provide") from e
-        used = program(path) if path is not None else program()
-        return f"FPGA re-programmed with {used or path or env.BITSTREAM}"
+        from vta.bitstream.program import program
+
+        return f"FPGA programmed with {program(path, env, expected=expected, lock=lock)}"
 
     return reprogram
 
@@ -55,11 +60,11 @@ class BoardDevice:
 
     def __init__(self, mem_path: str | os.PathLike[str], bases: tuple[int, int, int, int],
                  allocator: Callable[[], PynqAllocator | FileAllocator], reprogram: Callable[[], str], *,
-                 lock_path: str | os.PathLike[str] = DEFAULT_LOCK_PATH, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 diagnose: Callable[[], list[str]] | None = None):
+                 lock_path: str | os.PathLike[str] | DeviceLock | None = None,
+                 timeout_s: float = DEFAULT_TIMEOUT_S, diagnose: Callable[[], list[str]] | None = None):
         self.mem_path = os.fspath(mem_path)
         self.timeout_s = _positive(timeout_s)
-        self.lock = DeviceLock(lock_path)
+        self.lock = lock_path if isinstance(lock_path, DeviceLock) else DeviceLock(lock_path)
         self.lock.acquire(f"VTA device {self.mem_path}")
         try:
             self.mmio = Mmio(self.mem_path, bases)
@@ -71,15 +76,34 @@ class BoardDevice:
         self._diagnose = diagnose
         self._reset_hooks: list[Callable[[], None]] = []
         self.recoveries = 0
+        self.programmed: str | None = None  # what open_board programmed
 
     @classmethod
     def open_board(cls, env: Environment | None = None, *, bitstream: str | os.PathLike[str] | None = None,
-                   mem_path: str = "/dev/mem", lock_path: str | os.PathLike[str] = DEFAULT_LOCK_PATH,
-                   timeout_s: float = DEFAULT_TIMEOUT_S) -> BoardDevice:
-        """The Pynq board: registers through /dev/mem, buffers from pynq.allocate, recovery by re-programming."""
+                   mem_path: str = "/dev/mem", lock_path: str | os.PathLike[str] | None = None,
+                   timeout_s: float = DEFAULT_TIMEOUT_S, program: bool = True,
+                   expected: BitstreamRecord | None = None) -> BoardDevice:
+        """The Pynq board: registers through /dev/mem, buffers from pynq.allocate, recovery by re-programming.
+
+        With ``program`` (the default) the FPGA is programmed before anything is allocated, as
+        PYNQ requires; ``program=False`` trusts a bitstream loaded earlier (``vta program``).
+        """
+        from vta.bitstream.program import require_pynq_target
+
         env = env or get_env()
-        return cls(mem_path, env.IP_BASES, PynqAllocator, program_bitstream(bitstream, env),
-                   lock_path=lock_path, timeout_s=timeout_s)
+        require_pynq_target(env)
+        lock = DeviceLock(lock_path)
+        dev = cls(mem_path, env.IP_BASES, PynqAllocator, program_bitstream(bitstream, env, lock, expected=expected),
+                  lock_path=lock, timeout_s=timeout_s)
+        if program:
+            try:
+                lock.describe(f"programming the FPGA for {env.MODEL}")
+                dev.programmed = dev._reprogram()
+                lock.describe(command_line())
+            except BaseException:
+                dev.close()
+                raise
+        return dev
 
     @classmethod
     def open_emulated(cls, board: EmulatedBoard, *, lock_path: str | os.PathLike[str] | None = None,
@@ -149,15 +173,30 @@ class BoardDevice:
         return f"; emulator reports: {' | '.join(lines)}" if lines else ""
 
     def recover(self, reason: str = "requested") -> str:
-        """Re-program the device and run the reset hooks; DeviceError if that fails too."""
+        """Re-program the device and run the reset hooks; DeviceError if that fails too.
+
+        Live pynq buffers are freed around the programming and restored at their addresses with
+        their contents; one that cannot get its address back is lost (its uses raise saying so).
+        """
+        logger.warning("recovering VTA device %s: %s", self.mem_path, reason)
+        lost: list[DmaBuffer] = []
         try:
-            done = self._reprogram()
+            if isinstance(self.allocator, PynqAllocator):
+                done, lost = self.allocator.reprogram(self._reprogram, reason)
+            else:
+                done = self._reprogram()
         except VTAError as e:
+            logger.error("recovery of VTA device %s failed: %s", self.mem_path, e)
             raise DeviceError(f"{reason}. Recovery failed: {e}; re-program the board (`vta program`) "
                               "before the next run") from e
         self.recoveries += 1
         for hook in self._reset_hooks:
             hook()
+        if lost:
+            addresses = ", ".join(f"0x{b.phys_addr:x}" for b in lost)
+            done += f"; {len(lost)} buffer(s) could not get their physical address back and were lost: {addresses}"
+            logger.warning("recovery lost %d DMA buffer(s): %s", len(lost), addresses)
+        logger.info("recovered VTA device %s: %s", self.mem_path, done)
         return done
 
     def close(self) -> None:

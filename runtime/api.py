@@ -145,6 +145,7 @@ class Runtime:
         self._uop_phys = self._uop_buf.phys_addr
         self.queue = CommandQueue(self, self.env, insn_capacity, uop_capacity)
         self.backend.on_reset(self.queue.reset)
+        self.backend.on_reset(self._retrack)
         self._program_runs: list[RunStatus] = []  # the device runs of the last program that ran
         self.closed = False
 
@@ -156,6 +157,16 @@ class Runtime:
         self.verifier.track(buf.phys_addr, self.backend.view(handle)[:buf.nbytes])
         self._buffers[buf.phys_addr] = buf
         return buf
+
+    def _retrack(self) -> None:
+        """After a reset the backend may have re-created buffers (same address, new memory): verify against those."""
+        for buf in self._buffers.values():
+            self.verifier.untrack(buf.phys_addr)
+            try:
+                view = self.backend.view(buf._handle)
+            except BackendError:  # lost in the reset: any program that uses it is refused as dram_oob
+                continue
+            self.verifier.track(buf.phys_addr, view[:buf.nbytes])
 
     def alloc_at(self, phys_addr: int, nbytes: int) -> DeviceBuffer:
         """A device buffer at a fixed physical address (simulator or emulated board only), for

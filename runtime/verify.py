@@ -34,8 +34,10 @@ class Verifier:
         self._blocks[phys_addr] = self.dram.adopt(phys_addr, view)
 
     def untrack(self, phys_addr: int) -> None:
-        """The buffer at ``phys_addr`` was freed: any DMA into it is now out of bounds."""
-        self.dram.free(self._blocks.pop(phys_addr))
+        """The buffer at ``phys_addr`` was freed (or lost in a reset): any DMA into it is now out of bounds."""
+        block = self._blocks.pop(phys_addr, None)
+        if block is not None:
+            self.dram.free(block)
 
     def verify(self, insn_phys: int, insn_count: int, continued: bool = False) -> None:
         """Raise the ProgramError naming the first defect of the stream, or return if it may run.

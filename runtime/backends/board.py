@@ -13,18 +13,22 @@ from collections.abc import Callable
 
 import numpy as np
 
+from vta.bitstream.manifest import BitstreamRecord
 from vta.config import Environment, get_env
 from vta.driver.buffers import DmaBuffer
 from vta.driver.device import DEFAULT_TIMEOUT_S, BoardDevice
 from vta.driver.emulated import EmulatedBoard
-from vta.driver.lock import DEFAULT_LOCK_PATH
 from vta.runtime.backend import Backend
 
 __all__ = ["BoardBackend"]
 
 
 class BoardBackend(Backend):
-    """The Pynq board (``emulator=None``) or a served board emulator (a file path or an EmulatedBoard)."""
+    """The Pynq board (``emulator=None``) or a served board emulator (a file path or an EmulatedBoard).
+
+    On the board the FPGA is programmed when the backend opens, before the runtime allocates
+    (``program=False`` keeps a bitstream loaded earlier with ``vta program``).
+    """
 
     name = "pynq"
     capabilities = frozenset({"dma", "timeout", "recovery", "bitstream"})
@@ -32,12 +36,15 @@ class BoardBackend(Backend):
     def __init__(self, env: Environment | None = None, *,
                  emulator: str | os.PathLike[str] | EmulatedBoard | None = None,
                  bitstream: str | os.PathLike[str] | None = None, mem_path: str = "/dev/mem",
-                 lock_path: str | os.PathLike[str] = DEFAULT_LOCK_PATH, timeout_s: float = DEFAULT_TIMEOUT_S):
+                 lock_path: str | os.PathLike[str] | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 program: bool = True, expected: BitstreamRecord | None = None):
         super().__init__()
         self.env = env or get_env()
         if emulator is None:
+            # programs the FPGA first: PYNQ allocates only under a loaded bitstream
             self.device = BoardDevice.open_board(self.env, bitstream=bitstream, mem_path=mem_path,
-                                                 lock_path=lock_path, timeout_s=timeout_s)
+                                                 lock_path=lock_path, timeout_s=timeout_s, program=program,
+                                                 expected=expected)
         else:
             board = emulator if isinstance(emulator, EmulatedBoard) else EmulatedBoard.connect(emulator)
             self.device = BoardDevice.open_emulated(board, timeout_s=timeout_s)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import http.server
 import sys
 import threading
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from tests.driver.fake_pynq import FakePynq
 from vta.config import Environment, load_config
 
 
@@ -36,21 +36,8 @@ def vta_cache(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def fake_pynq(monkeypatch):
-    """A stand-in for the board-only pynq library that records what it was asked to program."""
-    module = types.ModuleType("pynq")
-    module.downloads = []
-    module.failure = None
-
-    class Bitstream:
-        def __init__(self, path):
-            self.path = path
-
-        def download(self):
-            if module.failure is not None:
-                raise module.failure
-            module.downloads.append(self.path)
-
-    module.Bitstream = Bitstream
+    """The strict pynq fake (tests/driver/fake_pynq.py), recording what it was asked to program."""
+    module = FakePynq()
     monkeypatch.setitem(sys.modules, "pynq", module)
     return module
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from vta.cli import main
+from vta.config import load_config
 
 
 def test_selftest_on_a_temporary_emulator(capsys):
@@ -23,8 +24,19 @@ def test_selftest_on_a_served_emulator(board, capsys):
 
 
 def test_selftest_bad_memory_device(capsys, tmp_path):
-    assert main(["selftest", "--skip-program", "--mem", str(tmp_path / "mem"), "--lock", str(tmp_path / "l")]) == 1
+    with load_config(target="pynq"):
+        assert main(["selftest", "--skip-program", "--mem", str(tmp_path / "mem"), "--lock", str(tmp_path / "l")]) == 1
     assert "vta selftest: error: vta_device_open: open() failed for" in capsys.readouterr().err
+
+
+def test_selftest_on_a_simulator_target_says_what_to_set(capsys, tmp_path):
+    with load_config():
+        assert main(["selftest", "--mem", str(tmp_path / "mem"), "--lock", str(tmp_path / "l")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("vta selftest: error: cannot program an FPGA for TARGET='sim': pynq-vta programs TARGET "
+                          "in pynq, ultra96, zcu104 (sim and tsim need no bitstream); ")
+    assert "set VTA_TARGET or VTA_CONFIG for a board" in err or "set VTA_TARGET to one of pynq" in err
+    assert not (tmp_path / "l").exists()  # refused before taking the lock
 
 
 def test_board_backend_over_the_emulator(board):

@@ -101,8 +101,8 @@ def test_program_the_device_cannot_finish_times_out(device, board, vectors_dir):
 
 
 def test_second_owner_is_busy_not_hung(device, board):
-    with pytest.raises(DeviceBusy, match=rf"^VTA device {re.escape(str(board.path))} is busy: lock .*\.lock is held "
-                       r"by pid \d+; close that session \(or wait for it to finish\) and retry$"):
+    with pytest.raises(DeviceBusy, match=rf"^VTA device {re.escape(str(board.path))} is busy: owned by pid \d+ \(.+\) "
+                       r"\(lock .*\.lock\); close that session \(or wait for it to finish\) and retry$"):
         BoardDevice.open_emulated(board)
 
 

@@ -14,9 +14,13 @@ from vta.errors import DeviceBusy, DeviceError
 
 def test_second_owner_gets_busy_with_pid(tmp_path):
     path = tmp_path / "dev.lock"
-    busy = rf"^the VTA device is busy: lock {path} is held by pid {os.getpid()}; "
-    with DeviceLock(path), pytest.raises(DeviceBusy, match=busy):
+    busy = rf"^the VTA device is busy: owned by pid {os.getpid()} \(.+\) \(lock {path}\); close that session"
+    with DeviceLock(path) as owner, pytest.raises(DeviceBusy, match=busy):
         DeviceLock(path).acquire()
+    with DeviceLock(path) as owner:
+        owner.describe("running   a\nlong program")
+        with pytest.raises(DeviceBusy, match=rf"owned by pid {os.getpid()} \(running a long program\) \(lock"):
+            DeviceLock(path).acquire()
     with DeviceLock(path) as again:
         assert again.held
 
@@ -29,7 +33,7 @@ def test_other_process_sees_busy_and_lock_dies_with_owner(tmp_path):
                              text=True)
     try:
         assert owner.stdout.readline().strip() == "locked"
-        with pytest.raises(DeviceBusy, match=rf"held by pid {owner.pid};"):
+        with pytest.raises(DeviceBusy, match=rf"^board is busy: owned by pid {owner.pid} \(-c {path}\) \(lock "):
             DeviceLock(path).acquire("board")
     finally:
         owner.kill()
