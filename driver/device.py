@@ -8,16 +8,21 @@ runtime drops its queued state), so the error says what happened and the next ru
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from vta.config import Environment, get_env
 from vta.driver.buffers import DmaBuffer, FileAllocator, PynqAllocator
 from vta.driver.lock import DEFAULT_LOCK_PATH, DeviceLock
-from vta.driver.mmio import REG_NAMES, RUN_BAD_DONE, RUN_OK, RUN_TIMEOUT, Mmio, RunReport
+from vta.driver.mmio import RUN_BAD_DONE, RUN_OK, RUN_TIMEOUT, Mmio, RunReport
+from vta.driver.regmap import DONE_RD, MODULES, REG_NAMES
 from vta.errors import DeviceError, DeviceTimeout, VTAError
+from vta.isa import MEM_UOP, MemInsn, encode_insn
 
 if TYPE_CHECKING:
     from vta.driver.emulated import EmulatedBoard
@@ -25,7 +30,10 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_TIMEOUT_S", "BoardDevice", "program_bitstream"]
 
 DEFAULT_TIMEOUT_S = 10.0
-DONE_RD = 0x18
+log = logging.getLogger(__name__)
+# The compute NOP the driver runs to clear a stale `done` (vta_driver.c, vta_device_run): a LOAD UOP of
+# x_size 0 with no dependency flags, which HLS compute executes at once, writing done = 0.
+CLEAR_DONE_NOP = encode_insn(MemInsn(memory_type=MEM_UOP))
 
 
 def program_bitstream(path: str | os.PathLike[str] | None, env: Environment) -> Callable[[], str]:
@@ -56,13 +64,14 @@ class BoardDevice:
     def __init__(self, mem_path: str | os.PathLike[str], bases: tuple[int, int, int, int],
                  allocator: Callable[[], PynqAllocator | FileAllocator], reprogram: Callable[[], str], *,
                  lock_path: str | os.PathLike[str] = DEFAULT_LOCK_PATH, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 diagnose: Callable[[], list[str]] | None = None):
+                 diagnose: Callable[[], list[str]] | None = None,
+                 doorbell: str | os.PathLike[str] | None = None):
         self.mem_path = os.fspath(mem_path)
         self.timeout_s = _positive(timeout_s)
         self.lock = DeviceLock(lock_path)
         self.lock.acquire(f"VTA device {self.mem_path}")
         try:
-            self.mmio = Mmio(self.mem_path, bases)
+            self.mmio = Mmio(self.mem_path, bases, doorbell)
             self.allocator = allocator()
         except BaseException:
             self.lock.release()
@@ -70,6 +79,7 @@ class BoardDevice:
         self._reprogram = reprogram
         self._diagnose = diagnose
         self._reset_hooks: list[Callable[[], None]] = []
+        self._clear_nop: DmaBuffer | None = None
         self.recoveries = 0
 
     @classmethod
@@ -89,7 +99,7 @@ class BoardDevice:
         lock = lock_path if lock_path is not None else Path(f"{board.path}.lock")
         board.events()  # what happened before this owner is not this owner's business
         return cls(board.path, board.bases, lambda: FileAllocator(board.path, pool_base, pool_bytes), board.reset,
-                   lock_path=lock, timeout_s=timeout_s, diagnose=board.events)
+                   lock_path=lock, timeout_s=timeout_s, diagnose=board.events, doorbell=board.doorbell)
 
     # --- buffers and hooks ----------------------------------------------------------------
     def alloc(self, nbytes: int) -> DmaBuffer:
@@ -118,11 +128,13 @@ class BoardDevice:
             raise DeviceError(f"instruction address 0x{insn_phys:x} must be a 16-byte aligned 32-bit address")
         if not 0 < insn_count < 1 << 32:
             raise DeviceError(f"instruction count must be in 1..2^32-1, got {insn_count}")
-        report = self.mmio.run(insn_phys, insn_count, timeout_s)
+        report = self.mmio.run(insn_phys, insn_count, timeout_s, self._clear_phys())
         if report.status == RUN_OK:
             return report
         what = f"VTA run of {insn_count} instruction(s) at 0x{insn_phys:x} on {self.mem_path}"
         done_at = f"compute done register (0x{self.mmio.bases[2] + DONE_RD:08x})"
+        if report.cleared is False:
+            what = f"the NOP run that clears the previous run's done (0x{report.stale_done:x}) before the {what}"
         if report.status == RUN_TIMEOUT:
             detail = (f"{what} did not finish within {timeout_s:g} s: {done_at} still read {report.done} after "
                       f"{report.polls} polls; modules: {report.modules_text()}{self._bad_write(report)}")
@@ -132,15 +144,25 @@ class BoardDevice:
         else:
             detail = f"{what} returned unknown status {report.status} from vta_device_run"
         detail += self._diagnosis()
+        log.warning("%s; recovering", detail)
         recovered = self.recover(detail)
         cls = DeviceTimeout if report.status == RUN_TIMEOUT else DeviceError
         raise cls(f"{detail}. Recovered: {recovered}; the next run starts on a clean device")
+
+    def _clear_phys(self) -> int:
+        """Address of the done-clearing NOP, written once into a buffer of this device's allocator."""
+        if self._clear_nop is None or not self._clear_nop.alive:
+            buf = self.allocator.alloc(len(CLEAR_DONE_NOP))
+            buf.array[:] = np.frombuffer(CLEAR_DONE_NOP, np.uint8)
+            buf.flush()
+            self._clear_nop = buf
+        return self._clear_nop.phys_addr
 
     def _bad_write(self, report: RunReport) -> str:
         if report.bad_write is None:
             return ""
         module, offset, wrote, got = report.bad_write
-        base = self.mmio.bases[("fetch", "load", "compute", "store").index(module)]
+        base = self.mmio.bases[MODULES.index(module)]
         return (f"; {module} {REG_NAMES[(module, offset)]} register (0x{base + offset:08x}) reads 0x{got:x} after "
                 f"the driver wrote 0x{wrote:x}: the write was not accepted")
 
@@ -153,9 +175,11 @@ class BoardDevice:
         try:
             done = self._reprogram()
         except VTAError as e:
+            log.error("VTA device %s: recovery failed: %s", self.mem_path, e)
             raise DeviceError(f"{reason}. Recovery failed: {e}; re-program the board (`vta program`) "
                               "before the next run") from e
         self.recoveries += 1
+        log.info("VTA device %s recovered (%s): %s", self.mem_path, reason, done)
         for hook in self._reset_hooks:
             hook()
         return done

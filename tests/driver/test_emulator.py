@@ -7,9 +7,9 @@ import time
 import pytest
 
 from vta.driver.emulated import EmulatedBoard
+from vta.driver.emulator import POISON
 from vta.driver.mmio import Mmio
 from vta.errors import DeviceError
-from vta.sim.emulator import POISON
 
 
 @pytest.fixture
