@@ -147,3 +147,50 @@ def test_device_files_stay_usable_after_many_recoveries(device, board, vector):
         with pytest.raises(DeviceTimeout):
             device.run(vector.insn_phys, vector.insn_count, timeout_s=0.05)
     _ok(device, vector)
+
+
+RACY = "random/rand_003"  # its first compute instruction pops a load token, like the runtime's LOAD UOP pop_prev
+
+
+@pytest.fixture
+def slow_tokens(board):
+    """The emulator shows fetch finished with the previous run's done == 1 for 0.5 s before done drops."""
+    before = board.token_wait_s
+    board.token_wait_s = 0.5
+    yield 0.5
+    board.token_wait_s = before
+
+
+def _wait_runs(board, runs):
+    deadline = time.monotonic() + 5.0
+    while board.runs < runs and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_stale_done_ends_the_bare_reference_protocol_early(device, board, vectors_dir, slow_tokens):
+    racy = load_vector(vectors_dir / RACY)
+    _ok(device, racy)  # leaves done == 1, as every finished run does
+    runs = board.runs
+    buf = place(device, racy)
+    report = device.mmio.run(racy.insn_phys, racy.insn_count, 5.0, clear_phys=0)  # the old driver's protocol
+    assert report.status == 0 and report.elapsed_s < slow_tokens and report.stale_done == 1
+    assert board.runs == runs and not np.array_equal(buf.array, racy.mem_out)  # "finished" before the STORE ran
+    _wait_runs(board, runs + 1)
+    assert np.array_equal(buf.array, racy.mem_out)
+
+
+def test_driver_clears_a_stale_done_before_the_run(device, board, vectors_dir, slow_tokens):
+    racy = load_vector(vectors_dir / RACY)
+    _ok(device, racy)
+    runs = board.runs
+    buf = place(device, racy)
+    report = device.run(racy.insn_phys, racy.insn_count)
+    assert report.stale_done == 1 and report.cleared is True and report.elapsed_s >= slow_tokens
+    assert board.runs == runs + 1 and np.array_equal(buf.array, racy.mem_out)
+
+
+def test_no_clearing_run_after_a_reset(device, board, vector):
+    device.recover()
+    place(device, vector)
+    report = device.run(vector.insn_phys, vector.insn_count)
+    assert report.stale_done == 0 and report.cleared is None
