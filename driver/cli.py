@@ -51,10 +51,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     def ready() -> None:
         print(f"serving an emulated VTA board in {args.file} (events in {log}); Ctrl-C to stop", flush=True)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         serve_file(args.file, log_path=log, on_ready=ready)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

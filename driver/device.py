@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vta.config import Environment, get_env
-from vta.driver.buffers import DmaBuffer, FileAllocator, PynqAllocator
+from vta.driver.buffers import CacheStats, DmaBuffer, FileAllocator, PynqAllocator
 from vta.driver.lock import DEFAULT_LOCK_PATH, DeviceLock
 from vta.driver.mmio import RUN_BAD_DONE, RUN_OK, RUN_TIMEOUT, Mmio, RunReport
 from vta.driver.regmap import DONE_RD, MODULES, REG_NAMES
@@ -85,20 +85,28 @@ class BoardDevice:
     @classmethod
     def open_board(cls, env: Environment | None = None, *, bitstream: str | os.PathLike[str] | None = None,
                    mem_path: str = "/dev/mem", lock_path: str | os.PathLike[str] = DEFAULT_LOCK_PATH,
-                   timeout_s: float = DEFAULT_TIMEOUT_S) -> BoardDevice:
-        """The Pynq board: registers through /dev/mem, buffers from pynq.allocate, recovery by re-programming."""
+                   timeout_s: float = DEFAULT_TIMEOUT_S, coherent: bool = True) -> BoardDevice:
+        """The Pynq board: registers through /dev/mem, buffers from pynq.allocate, recovery by re-programming.
+
+        ``coherent``: the bitstream's DMA goes through the ACP port, so no cache maintenance (buffers.py).
+        """
         env = env or get_env()
-        return cls(mem_path, env.IP_BASES, PynqAllocator, program_bitstream(bitstream, env),
+        return cls(mem_path, env.IP_BASES, lambda: PynqAllocator(coherent), program_bitstream(bitstream, env),
                    lock_path=lock_path, timeout_s=timeout_s)
 
     @classmethod
     def open_emulated(cls, board: EmulatedBoard, *, lock_path: str | os.PathLike[str] | None = None,
                       timeout_s: float = DEFAULT_TIMEOUT_S, pool_base: int = 0x18000000,
-                      pool_bytes: int = 128 << 20) -> BoardDevice:
-        """An emulated board: the same C driver on the emulator's file, buffers from its DRAM pool."""
+                      pool_bytes: int = 128 << 20, coherent: bool = True) -> BoardDevice:
+        """An emulated board: the same C driver on the emulator's file, buffers from its DRAM pool.
+
+        ``coherent=False`` emulates a design without the ACP port: buffers count the cache maintenance
+        such a board would need (``cache_stats``).
+        """
         lock = lock_path if lock_path is not None else Path(f"{board.path}.lock")
         board.events()  # what happened before this owner is not this owner's business
-        return cls(board.path, board.bases, lambda: FileAllocator(board.path, pool_base, pool_bytes), board.reset,
+        return cls(board.path, board.bases, lambda: FileAllocator(board.path, pool_base, pool_bytes, coherent),
+                   board.reset,
                    lock_path=lock, timeout_s=timeout_s, diagnose=board.events, doorbell=board.doorbell)
 
     # --- buffers and hooks ----------------------------------------------------------------
@@ -106,6 +114,11 @@ class BoardDevice:
         """A physically contiguous, device-visible buffer of ``nbytes``."""
         self._open()
         return self.allocator.alloc(nbytes)
+
+    @property
+    def cache_stats(self) -> CacheStats:
+        """Bytes flushed and invalidated on this device's buffers so far (0 while coherent)."""
+        return self.allocator.cache
 
     def on_reset(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` after every recovery, so owners of queued device state can drop it."""
