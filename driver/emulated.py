@@ -194,6 +194,13 @@ class EmulatedBoard:
         ctl["fault_seq"] = want
         self._wait(lambda: ctl["fault_ack"] == want, timeout_s, f"arm the {fault} fault")
 
+    def sync(self, timeout_s: float = 5.0) -> None:
+        """Return once the emulator has applied every register write made before this call (and logged
+        what they caused), so a test reads their effects without waiting for a guessed time."""
+        want = (self.ctl["sync_req"] + 1) & 0xFFFFFFFF
+        self.ctl["sync_req"] = want
+        self._wait(lambda: self.ctl["sync_ack"] == want, timeout_s, "apply the register writes")
+
     @property
     def deviations(self) -> int:
         """How many protocol deviations the emulator has seen since it started."""

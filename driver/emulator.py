@@ -44,7 +44,7 @@ from typing import TextIO
 import numpy as np
 
 from vta.config import Environment, get_env
-from vta.driver.regmap import ARG_REGS, CTRL, DONE_RD, DONE_WR, MODULES
+from vta.driver.regmap import ARG_REGS, CTRL, CTRL_BITS, DONE_RD, DONE_WR, MODULES
 from vta.errors import DeviceError, VTAError
 from vta.isa import COMPUTE_MODULE, DEP_FIELDS, MEM_UOP, OP_FINISH, OP_LOAD, DecodedStream
 from vta.sim.device import SimDevice
@@ -65,8 +65,10 @@ QUEUE_DEPTH = 512  # command FIFO depth of the Pynq block design (spec §3.1): f
 DEFAULT_TOKEN_WAIT_S = 1e-3
 IDLE_WAKE_S = 0.05  # heartbeat, parent check and control requests without a doorbell ring
 
-START, DONE, IDLE, AUTO_RESTART = 0x1, 0x2, 0x4, 0x80
-STATUS_BITS = 0x0E  # done, idle, ready: driven by the hardware, ignored when written
+_BIT = {name: 1 << bit for bit, name in CTRL_BITS}
+START, DONE, IDLE, AUTO_RESTART = _BIT["start"], _BIT["done"], _BIT["idle"], _BIT["auto_restart"]
+STATUS_BITS = DONE | IDLE | _BIT["ready"]  # driven by the hardware, ignored when written
+_INSN_COUNT, _INSNS = ((m, off) for m, off, name, _ in ARG_REGS if name in ("insn_count", "insns"))
 _ARG_OFFSETS = {(m, off): name for m, off, name, _ in ARG_REGS}
 _ACCEPTED_EXTRA = {0x04: "global interrupt enable", 0x08: "interrupt enable", 0x0C: "interrupt status"}
 
@@ -81,7 +83,7 @@ class Control:
 
     _U32 = {"pid": 2, "state": 3, "reset_req": 6, "reset_ack": 7, "stop_req": 8, "fault_kind": 9,
             "fault_arg": 10, "fault_seq": 11, "fault_ack": 12, "runs": 13, "deviations": 14, "token_wait_us": 15,
-            "clears": 18, "bases": 20}  # u32 16-17 hold fault_delay (f64 8)
+            "clears": 18, "bases": 20, "sync_req": 24, "sync_ack": 25}  # u32 16-17 hold fault_delay (f64 8)
     SERVING, STOPPED = 1, 2
 
     def __init__(self, mm: mmap.mmap, offset: int = CONTROL_OFFSET):
@@ -249,9 +251,11 @@ class Emulator:
         ctl["state"] = Control.SERVING
         while not ctl["stop_req"]:
             ctl.u64[2] += 1
+            sync = ctl["sync_req"]  # read before the scan: the writes made before this request are seen now
             self._control()
             self._scan()
             self._step()
+            ctl["sync_ack"] = sync
             if parent is not None and os.getppid() != parent:
                 break
             self._sleep()
@@ -343,7 +347,7 @@ class Emulator:
             elif need is not None and value != need:
                 problems.append(f"{where} is 0x{value:x} at start; the protocol writes {need} "
                                 "(dram_base values are absolute physical addresses)")
-        self.latched = (self._get(0, 0x18), self._get(0, 0x10))
+        self.latched = (self._get(*_INSNS), self._get(*_INSN_COUNT))
         for p in problems:
             self._event("deviation", p)
         if problems:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 
@@ -32,7 +33,8 @@ def test_vector_runs_through_the_c_driver(device, vector):
         _ok(device, vector)
 
 
-def test_hang_times_out_within_deadline_and_recovers(device, board, vector):
+def test_hang_times_out_within_deadline_and_recovers(device, board, vector, caplog):
+    caplog.set_level(logging.INFO, logger="vta.driver.device")
     hooks = []
     device.on_reset(lambda: hooks.append(1))
     board.inject("hang")
@@ -44,6 +46,10 @@ def test_hang_times_out_within_deadline_and_recovers(device, board, vector):
                        r".* re-programmed \(reset\); the next run starts on a clean device$"):
         device.run(vector.insn_phys, vector.insn_count, timeout_s=0.2)
     assert time.monotonic() - t0 < 1.5 and hooks == [1] and device.recoveries == 1
+    levels = [(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records]
+    assert levels[0][0] == "WARNING" and "did not finish within 0.2 s" in caplog.records[0].getMessage()
+    assert levels[1] == ("INFO", f"VTA device {board.path} recovered (VTA run of {vector.insn_count} instruction(s) at "
+                                 f"0x{vector.insn_phys:x} on {board.path} did not finish within 0.2 s")
     _ok(device, vector)
 
 
@@ -194,3 +200,22 @@ def test_no_clearing_run_after_a_reset(device, board, vector):
     place(device, vector)
     report = device.run(vector.insn_phys, vector.insn_count)
     assert report.stale_done == 0 and report.cleared is None
+
+
+def test_the_pool_places_buffers_as_the_simulators_dram_does(board):
+    from vta.sim.dram import Dram
+
+    sizes, frees = (4096, 3 * 4096, 4096, 100, 4096, 4096), (1, 3)  # allocate, free two, allocate again
+    with BoardDevice.open_emulated(board, pool_bytes=1 << 20) as dev:
+        bufs = [dev.alloc(n) for n in sizes[:4]]
+        for i in frees:
+            bufs[i].free()
+        got = [b.phys_addr for b in bufs] + [dev.alloc(n).phys_addr for n in sizes[4:]]
+        with pytest.raises(DeviceError, match=r"^emulator DMA pool \(0x18000000, 1 MiB\) cannot fit 1048576 more "
+                           r"bytes; free buffers or use a larger pool$"):
+            dev.alloc(1 << 20)
+    dram = Dram(0x18000000, 0x18000000 + (1 << 20))
+    blocks = [dram.alloc(n) for n in sizes[:4]]
+    for i in frees:
+        dram.free(blocks[i])
+    assert got == [b.phys_addr for b in blocks] + [dram.alloc(n).phys_addr for n in sizes[4:]]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from vta.driver.emulated import EmulatedBoard
@@ -16,18 +14,16 @@ from vta.errors import DeviceError
 def regs(board):
     board.reset()
     board.events()
-    mmio = Mmio(board.path, board.bases)
+    mmio = Mmio(board.path, board.bases, board.doorbell)
     yield mmio
     mmio.close()
 
 
 def _events(board, n):
-    """The next ``n`` event lines (the emulator polls, so wait a bounded time for them)."""
-    got: list[str] = []
-    deadline = time.monotonic() + 2.0
-    while len(got) < n and time.monotonic() < deadline:
-        got += board.events()
-        time.sleep(0.001)
+    """The events the writes made so far caused: the emulator acknowledges having applied them (no timing)."""
+    board.sync()
+    got = board.events()
+    assert len(got) == n, got
     return got
 
 
@@ -103,3 +99,52 @@ def test_emulator_process_is_gone_after_stop():
     proc = emu.process
     emu.stop()
     assert proc.poll() is not None and not emu.path.exists()
+
+
+def _serve(args, capsys):
+    from vta.cli import main
+
+    rc = main(["emulator", "serve", *args])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err  # one line, no traceback
+    return rc, err
+
+
+def test_serve_refuses_a_file_that_is_not_an_image(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me\n")
+    rc, err = _serve([str(notes)], capsys)
+    assert rc == 1 and err.startswith(f"vta emulator: error: cannot serve {notes}: it is not a VTA emulator image "
+                                      "(8 bytes; an image is an empty file or a sparse file of exactly 4294971392 ")
+    assert notes.read_text() == "keep me\n" and not (tmp_path / "notes.txt.bell").exists()
+
+
+def test_a_second_server_on_the_same_image_is_refused(board, capsys):
+    rc, err = _serve([str(board.path)], capsys)
+    assert rc == 1 and err == (f"vta emulator: error: cannot serve {board.path}: another emulator already serves it "
+                               f"(pid {board.process.pid}); stop that one or use another file\n")
+    assert board.alive()
+
+
+def test_serve_path_errors_are_one_line(tmp_path, capsys):
+    rc, err = _serve([str(tmp_path / "no" / "board.mem")], capsys)
+    assert rc == 1 and err.endswith(f"board.mem: folder {tmp_path / 'no'} does not exist\n")
+    rc, err = _serve([str(tmp_path)], capsys)
+    assert rc == 1 and err.endswith(": it is a directory; give a file name for the emulator image\n")
+
+
+def test_token_wait_option_is_checked(capsys):
+    from vta.driver.emulator import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["x.mem", "--token-wait-us", "-5"])
+    assert info.value.code == 2
+    assert "argument --token-wait-us: expected a number of microseconds >= 0, got '-5'" in capsys.readouterr().err
+
+
+def test_start_refuses_a_file_that_is_not_an_image(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    with pytest.raises(DeviceError, match=r"it is not a VTA emulator image"):
+        EmulatedBoard.start(notes)
+    assert notes.read_text() == "x"
