@@ -197,7 +197,8 @@ class Emulator:
         self.env = env or get_env()
         self.bases = tuple(bases or self.env.IP_BASES)
         self.fd, self.mm = open_image(path)
-        self.bell = _open_doorbell(doorbell_path(path))
+        self.bell_path = doorbell_path(path)
+        self.bell = _open_doorbell(self.bell_path)
         self.ctl = Control(self.mm)
         self.ctl["token_wait_us"] = round(token_wait_s * 1e6)
         self.regs = [np.frombuffer(self.mm, np.uint32, PAGE_BYTES // 4, b) for b in self.bases]
@@ -272,6 +273,9 @@ class Emulator:
                     pass
 
     def close(self) -> None:
+        """Remove the doorbell (this server made or adopted it under the image lock) and release the image."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.bell_path)
         os.close(self.bell)
         with contextlib.suppress(BufferError):
             self.mm.close()

@@ -63,6 +63,9 @@ class Mmio:
         rc = self._lib.vta_device_open(self.mem_path.encode(), c_bases, bell, out, failed)
         if rc < 0:
             func = self._ffi.string(failed[0]).decode()
+            if func == "open (doorbell)":
+                raise DeviceError(f"cannot open the emulator doorbell {os.fspath(doorbell)}: {os.strerror(-rc)}; is "
+                                  f"an emulator still serving {self.mem_path}? (vta emulator serve {self.mem_path})")
             _ffi.check(rc, f"vta_device_open: {func}", self.mem_path)
         self._dev = out[0]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -73,3 +75,43 @@ def test_ranges_are_rounded_to_cache_lines_and_checked(device):
     with pytest.raises(BackendError, match=r"^cache maintenance of 8 bytes at offset 4092 is outside the 4096-byte"):
         buf.invalidate(4092, 8)
     buf.free()
+
+
+class _FakePynqBuffer(np.ndarray):
+    """What PYNQ's PynqBuffer does for maintenance: a slice flushes its own range (offset from the allocation)."""
+
+    calls: list = []
+
+    def __array_finalize__(self, obj):
+        self.start = getattr(obj, "start", None)
+
+    def _range(self):
+        return self.__array_interface__["data"][0] - self.start, self.nbytes
+
+    def flush(self):
+        self.calls.append(("flush", *self._range()))
+
+    def invalidate(self):
+        self.calls.append(("invalidate", *self._range()))
+
+
+def test_pynq_buffers_are_maintained_by_slices(monkeypatch):
+    import types
+
+    def allocate(shape, dtype, cacheable):
+        buf = np.zeros(shape, dtype).view(_FakePynqBuffer)
+        buf.physical_address, buf.freebuffer = 0x16000000, lambda: None
+        buf.start = buf.__array_interface__["data"][0]
+        return buf
+
+    monkeypatch.setitem(sys.modules, "pynq", types.SimpleNamespace(allocate=allocate))
+    from vta.driver.buffers import PynqAllocator
+
+    _FakePynqBuffer.calls = []
+    buf = PynqAllocator(coherent=False).alloc(4096)
+    buf.flush(100, 50)
+    buf.invalidate(4001, 10)
+    assert _FakePynqBuffer.calls == [("flush", 96, 64), ("invalidate", 4000, 32)]
+    acp = PynqAllocator()  # coherent: the ACP port snoops the caches, nothing to do
+    acp.alloc(4096).flush()
+    assert len(_FakePynqBuffer.calls) == 2 and acp.cache.flushed == 0

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from vta.cli import main
 
 
@@ -28,7 +26,6 @@ def test_selftest_bad_memory_device(capsys, tmp_path):
 
 
 def test_board_backend_over_the_emulator(board):
-    pytest.importorskip("vta.runtime.backend", reason="runtime backend interface not written yet")
     from vta.runtime.backends.board import BoardBackend
 
     backend = BoardBackend(emulator=board)

@@ -219,3 +219,22 @@ def test_the_pool_places_buffers_as_the_simulators_dram_does(board):
     for i in frees:
         dram.free(blocks[i])
     assert got == [b.phys_addr for b in blocks] + [dram.alloc(n).phys_addr for n in sizes[4:]]
+
+
+def test_a_stream_without_finish_hangs_like_the_board(device, board):
+    from vta.isa import MEM_UOP, MemInsn, encode_stream
+
+    buf = device.alloc(32)
+    buf.array[:] = np.frombuffer(encode_stream([MemInsn(memory_type=MEM_UOP), MemInsn(memory_type=MEM_UOP,
+                                                                                      pop_prev_dep=1)]), np.uint8)
+    with pytest.raises(DeviceTimeout, match=r"emulator reports: program: the device would not finish: the stream has "
+                       r"no FINISH, so done never becomes 1"):
+        device.run(buf.phys_addr, 2, timeout_s=0.2)
+
+
+def test_the_clearing_nop_runs_only_when_done_is_stale(device, board, vector):
+    device.recover()
+    clears = board.ctl["clears"]
+    for _ in range(3):
+        _ok(device, vector)
+    assert board.ctl["clears"] == clears + 2  # not before the first run after the reset

@@ -148,3 +148,10 @@ def test_start_refuses_a_file_that_is_not_an_image(tmp_path):
     with pytest.raises(DeviceError, match=r"it is not a VTA emulator image"):
         EmulatedBoard.start(notes)
     assert notes.read_text() == "x"
+
+
+def test_a_stopped_server_removes_its_doorbell(tmp_path):
+    emu = EmulatedBoard.start(tmp_path / "b.mem")
+    assert emu.doorbell.is_fifo()
+    emu.stop()
+    assert not emu.doorbell.exists() and (tmp_path / "b.mem").stat().st_size > 0

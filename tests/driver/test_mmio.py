@@ -117,3 +117,13 @@ def test_register_constants_are_generated_from_regmap():
         assert f"#define {name} 0x{value:x}" in header or f"#define {name} 0x{value:02x}" in header
     assert "#define VTA_ARG_REGS { {0, 0x10}, {0, 0x18}, {1, 0x10}, {1, 0x18}, {2, 0x20}, {2, 0x28}, {3, 0x10} }" \
         in header
+
+
+def test_a_doorbell_without_an_emulator_is_named(mmio, tmp_path):
+    bell = tmp_path / "mem.bell"
+    with pytest.raises(DeviceError, match=rf"^cannot open the emulator doorbell {bell}: No such file or directory; "
+                       rf"is an emulator still serving {mmio.mem_path}\? \(vta emulator serve "):
+        Mmio(mmio.mem_path, BASES, bell)
+    os.mkfifo(bell)  # left behind by a server that died: nobody reads it
+    with pytest.raises(DeviceError, match=r"No such device or address; is an emulator still serving"):
+        Mmio(mmio.mem_path, BASES, bell)
