@@ -182,7 +182,8 @@ def _open_doorbell(path: Path) -> int:
     """The doorbell FIFO's read end (created if missing), non-blocking and never at EOF."""
     try:
         if not stat.S_ISFIFO(os.stat(path).st_mode):
-            raise DeviceError(f"cannot serve: {path} exists and is not the emulator's doorbell FIFO; remove it")
+            raise DeviceError(f"cannot serve the emulator image beside {path}: {path} exists and is not the "
+                              "emulator's doorbell FIFO; remove it")
     except FileNotFoundError:
         os.mkfifo(path, 0o666)
     return os.open(path, os.O_RDWR | os.O_NONBLOCK)  # O_RDWR: a writer always exists, so no EOF
@@ -198,7 +199,14 @@ class Emulator:
         self.bases = tuple(bases or self.env.IP_BASES)
         self.fd, self.mm = open_image(path)
         self.bell_path = doorbell_path(path)
-        self.bell = _open_doorbell(self.bell_path)
+        try:
+            self.bell = _open_doorbell(self.bell_path)
+        except BaseException:
+            self.mm.close()
+            os.close(self.fd)
+            raise
+        # A fresh control page: requests left by an earlier server's clients (stop, reset) are not ours.
+        self.mm[CONTROL_OFFSET:CONTROL_OFFSET + CONTROL_BYTES] = bytes(CONTROL_BYTES)
         self.ctl = Control(self.mm)
         self.ctl["token_wait_us"] = round(token_wait_s * 1e6)
         self.regs = [np.frombuffer(self.mm, np.uint32, PAGE_BYTES // 4, b) for b in self.bases]

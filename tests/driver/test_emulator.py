@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from vta.driver.emulated import EmulatedBoard
@@ -155,3 +157,18 @@ def test_a_stopped_server_removes_its_doorbell(tmp_path):
     assert emu.doorbell.is_fifo()
     emu.stop()
     assert not emu.doorbell.exists() and (tmp_path / "b.mem").stat().st_size > 0
+
+
+def test_a_new_server_starts_with_a_fresh_control_page(tmp_path):
+    from vta.driver.emulator import Control, Emulator, open_image
+
+    fd, mm = open_image(tmp_path / "b.mem")
+    Control(mm)["stop_req"] = 1  # what the last client of an earlier server left behind
+    mm.close()
+    os.close(fd)
+    emu = Emulator(tmp_path / "b.mem", token_wait_s=2e-3)
+    try:
+        assert emu.ctl["stop_req"] == 0 and emu.ctl["token_wait_us"] == 2000
+    finally:
+        emu.close()
+    assert not (tmp_path / "b.mem.bell").exists()
