@@ -4,6 +4,8 @@ A run that misses its deadline leaves stale dependency tokens in the hardware FI
 resets them between runs, spec §3.7), so the only way back to a usable device is to re-program
 the bitstream. :meth:`BoardDevice.run` does that before raising, then calls the reset hooks (the
 runtime drops its queued state), so the error says what happened and the next run works.
+A run is never ended by the previous run's `done`: the driver first clears a stale one with a
+one-NOP run (why: vta_driver.c, docs/board.md).
 """
 
 from __future__ import annotations
@@ -106,8 +108,7 @@ class BoardDevice:
         lock = lock_path if lock_path is not None else Path(f"{board.path}.lock")
         board.events()  # what happened before this owner is not this owner's business
         return cls(board.path, board.bases, lambda: FileAllocator(board.path, pool_base, pool_bytes, coherent),
-                   board.reset,
-                   lock_path=lock, timeout_s=timeout_s, diagnose=board.events, doorbell=board.doorbell)
+                   board.reset, lock_path=lock, timeout_s=timeout_s, diagnose=board.events, doorbell=board.doorbell)
 
     # --- buffers and hooks ----------------------------------------------------------------
     def alloc(self, nbytes: int) -> DmaBuffer:
