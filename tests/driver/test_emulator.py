@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 
+import numpy as np
 import pytest
 
 from vta.driver.emulated import EmulatedBoard
@@ -172,3 +174,61 @@ def test_a_new_server_starts_with_a_fresh_control_page(tmp_path):
     finally:
         emu.close()
     assert not (tmp_path / "b.mem.bell").exists()
+
+
+def _start_by_hand(mmio, phys, count):
+    """The reference run sequence written register by register (no polling), as the C driver does."""
+    from vta.driver.regmap import ARG_REGS
+
+    for m, off, name, need in ARG_REGS:
+        mmio.write(m, off, {"insn_count": count, "insns": phys}.get(name, need))
+    mmio.write("fetch", 0, 0x1)
+    for m in ("load", "compute", "store"):
+        mmio.write(m, 0, 0x81)
+
+
+def _stream(device, insns):
+    from vta.isa import encode_stream
+
+    data = np.frombuffer(encode_stream(insns), np.uint8)
+    buf = device.alloc(len(data))
+    buf.array[:] = data
+    return buf
+
+
+@pytest.mark.parametrize("compute_nops", [8, 600])
+def test_done_keeps_its_old_value_while_the_first_compute_instruction_waits(device, board, compute_nops):
+    """HLS compute writes done = 0 only after its first instruction's pops; fetch finishes dispatching
+    first unless a 512-deep command queue is full (then it stalls until compute moves)."""
+    from vta.isa import MEM_INP, MEM_UOP, FinishInsn, MemInsn
+
+    insns = [MemInsn(memory_type=MEM_INP, push_next_dep=1), MemInsn(memory_type=MEM_UOP, pop_prev_dep=1),
+             *[MemInsn(memory_type=MEM_UOP)] * compute_nops, FinishInsn()]
+    buf = _stream(device, insns)
+    device.run(buf.phys_addr, len(insns))  # done == 1 afterwards
+    before, board.token_wait_s = board.token_wait_s, 0.5
+    runs = board.runs
+    try:
+        _start_by_hand(device.mmio, buf.phys_addr, len(insns))
+        board.sync()
+        fetch, done = device.mmio.read("fetch", 0), device.mmio.read("compute", 0x18)
+        assert (fetch, done) == ((0x6, 1) if compute_nops < 512 else (0x1, 1))  # stale done; fetch done or stalled
+        deadline = time.monotonic() + 5
+        while board.runs == runs:  # not `done`: it already reads 1
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert device.mmio.read("fetch", 0) == 0x6 and device.mmio.read("compute", 0x18) == 1
+    finally:
+        board.token_wait_s = before
+
+
+def test_a_pop_free_first_compute_instruction_leaves_no_stale_window(device, board):
+    from vta.isa import MEM_UOP, FinishInsn, MemInsn
+
+    insns = [MemInsn(memory_type=MEM_UOP), FinishInsn()]
+    buf = _stream(device, insns)
+    device.run(buf.phys_addr, 2)
+    runs = board.runs
+    _start_by_hand(device.mmio, buf.phys_addr, 2)
+    board.sync()
+    assert board.runs == runs + 1 and device.mmio.read("compute", 0x18) == 1  # finished by the time fetch is
