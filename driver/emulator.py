@@ -33,8 +33,10 @@ import json
 import mmap
 import os
 import select
+import signal
 import stat
 import sys
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -482,6 +484,10 @@ def _positive_us(text: str) -> float:
     return value
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve_file(path: str | os.PathLike[str], env: Environment | None = None, log_path: str | None = None,
                parent: int | None = None, token_wait_s: float = DEFAULT_TOKEN_WAIT_S,
                on_ready: Callable[[], None] | None = None) -> None:
@@ -490,6 +496,8 @@ def serve_file(path: str | os.PathLike[str], env: Environment | None = None, log
     ``on_ready`` is called once the image is checked and locked, before serving starts.
     """
     emulator = Emulator(path, env, token_wait_s=token_wait_s)  # checks and locks the image before the log opens
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `kill PID` cleans up like Ctrl-C
     try:
         if on_ready is not None:
             on_ready()
@@ -513,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         env = Environment.from_dict(json.loads(args.config_json), "--config-json") if args.config_json else get_env()
         serve_file(args.file, env, args.log, args.parent, args.token_wait_us * 1e-6)
+    except KeyboardInterrupt:
+        return 0
     except VTAError as e:
         print(f"vta-emulator: error: {e}", file=sys.stderr)
         return 1

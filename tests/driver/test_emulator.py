@@ -232,3 +232,23 @@ def test_a_pop_free_first_compute_instruction_leaves_no_stale_window(device, boa
     _start_by_hand(device.mmio, buf.phys_addr, 2)
     board.sync()
     assert board.runs == runs + 1 and device.mmio.read("compute", 0x18) == 1  # finished by the time fetch is
+
+
+def test_serve_stops_cleanly_on_sigterm(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    image = tmp_path / "b.mem"
+    proc = subprocess.Popen([sys.executable, "-m", "vta.cli", "emulator", "serve", str(image)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith(f"serving an emulated VTA board in {image}")
+        assert (tmp_path / "b.mem.bell").is_fifo()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0 and proc.stderr.read() == ""
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (tmp_path / "b.mem.bell").exists()
+    EmulatedBoard.start(image).stop()  # the image is free again
