@@ -30,8 +30,8 @@ def _cdefs() -> tuple[str, str]:
 
 
 def c_source() -> str:
-    """What is compiled: the register constants generated from regmap.py, then vta_driver.c."""
-    return _load("regmap").c_header() + C_SOURCE.read_text()
+    """What is compiled: the register constants generated from regmap.py, the report struct, vta_driver.c."""
+    return _load("regmap").c_header() + "#include <stdint.h>\n" + _load("_cdefs").REPORT_STRUCT + C_SOURCE.read_text()
 
 
 def make_builder() -> FFI:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["CDEFS", "MODULE_NAME"]
+__all__ = ["CDEFS", "MODULE_NAME", "REPORT_STRUCT"]
 
 MODULE_NAME = "vta.driver._vta_driver"
 
-CDEFS = """
+# The run report struct, declared once: cffi reads it here and _build.py prepends it to vta_driver.c.
+REPORT_STRUCT = """
 typedef struct {
     int status;
     uint32_t done;
@@ -20,7 +21,9 @@ typedef struct {
     uint32_t wrote;
     uint32_t read_back;
 } vta_run_report;
+"""
 
+CDEFS = REPORT_STRUCT + """
 typedef struct vta_device vta_device;
 
 int vta_device_open(const char *mem_path, const uint64_t *bases, const char *bell_path, vta_device **out,

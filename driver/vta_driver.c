@@ -4,8 +4,9 @@
  * the emulator's sparse file elsewhere) at their physical addresses, so the same code drives
  * both. vta_device_run performs the reference run sequence and polls the compute `done`
  * register against a CLOCK_MONOTONIC deadline instead of an iteration count. The register
- * constants (VTA_FETCH, VTA_CTRL, VTA_ARG_REGS, ...) are generated from driver/regmap.py and
- * prepended to this file at build time (driver/_build.py).
+ * constants (VTA_FETCH, VTA_CTRL, VTA_ARG_REGS, ...) are generated from driver/regmap.py, and the
+ * vta_run_report struct comes from driver/_cdefs.py; both are prepended to this file at build time
+ * (driver/_build.py), so the offsets and the struct cffi sees are written once.
  */
 #define _FILE_OFFSET_BITS 64
 #define _POSIX_C_SOURCE 200809L
@@ -19,19 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef struct {
-    int status;
-    uint32_t done;
-    uint32_t stale_done;
-    int cleared;
-    uint32_t ctrl[VTA_NUM_MODULES];
-    uint64_t polls;
-    double elapsed_s;
-    int bad_module;
-    uint32_t bad_offset;
-    uint32_t wrote;
-    uint32_t read_back;
-} vta_run_report;
+/* Build-time check: the report has one ap_ctrl slot per module of the register map. */
+typedef char vta_report_ctrl_matches_modules[sizeof(((vta_run_report *)0)->ctrl) / sizeof(uint32_t) ==
+                                             VTA_NUM_MODULES ? 1 : -1];
 
 typedef struct vta_device {
     int fd;
