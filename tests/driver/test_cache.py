@@ -115,3 +115,9 @@ def test_pynq_buffers_are_maintained_by_slices(monkeypatch):
     acp = PynqAllocator()  # coherent: the ACP port snoops the caches, nothing to do
     acp.alloc(4096).flush()
     assert len(_FakePynqBuffer.calls) == 2 and acp.cache.flushed == 0
+
+
+def test_default_runtime_buffers_leave_the_cma_pool_to_data(board):
+    with Runtime("pynq", emulator=board) as rt:
+        own = sum(b.nbytes for b in rt.buffers)  # the instruction and micro-op buffers
+    assert own == 2 << 20 and own * 64 == 128 << 20  # 1/64 of PYNQ's 128 MiB CMA pool (it was half)
