@@ -108,8 +108,8 @@ class PynqAllocator:
         try:
             import pynq
         except ImportError as e:
-            raise DeviceError("board buffers need the pynq package (pip install 'pynq-vta[board]' on the "
-                              "board image)") from e
+            raise DeviceError("board buffers need the pynq package (PYNQ 3.x board image): run "
+                              "'pip install \".[board]\"' from the pynq-vta checkout on the board") from e
         self._allocate = pynq.allocate
         self.coherent = coherent
         self.cache = CacheStats()
