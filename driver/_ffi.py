@@ -80,6 +80,12 @@ def build_into(root: Path) -> ModuleType:
                 f"cannot build the VTA board driver (driver/vta_driver.c) in {root}: {e}. The driver needs a C "
                 "compiler: install gcc (Debian/Ubuntu/PYNQ: sudo apt install build-essential) and retry"
             ) from e
+        except Exception as e:  # cffi raises a bare Exception when setuptools/distutils is missing (Python >= 3.12)
+            raise DeviceError(
+                f"cannot build the VTA board driver (driver/vta_driver.c) in {root}: {type(e).__name__}: {e}. "
+                "Building it needs setuptools (pip install setuptools; Python 3.12 and later no longer ship "
+                "distutils) and a C compiler (sudo apt install build-essential)"
+            ) from e
         finally:
             shutil.rmtree(work, ignore_errors=True)
         found = [target / built.name]

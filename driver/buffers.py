@@ -1,40 +1,67 @@
 """Physically contiguous DMA buffers: ``pynq.allocate`` on the board, a file-backed pool for the emulator.
 
 Both hand out :class:`DmaBuffer` objects: a uint8 numpy view, the physical address the device
-uses, and flush/invalidate. The board's buffers are cacheable, so the owner flushes after the CPU
-writes and before the device reads, and invalidates after the device writes; on the Pynq's ACP
-port both are cheap no-ops in effect (spec §4.9) but they keep the code right for non-coherent
-designs. The emulator's memory is one shared file, which is coherent by construction.
+uses, and ranged cache maintenance (flush after CPU writes, invalidate before CPU reads of device
+writes), counted in the allocator's :class:`CacheStats`.
+
+Coherence (spec §3.1, §4.9): in the Pynq VTA block design every accelerator master (fetch, load,
+compute, store) reaches DRAM through the Zynq's S_AXI_ACP port, which snoops the Cortex-A9 caches,
+and the reference runtime never calls cma_flush_cache/cma_invalidate_cache there. So on a
+``coherent`` allocator (the default: every VTA target's bitstream uses ACP) maintenance is a
+no-op and counts 0 bytes, while buffers stay cacheable for fast CPU access. A non-coherent design
+(``coherent=False``) maintains exactly the byte ranges each copy touched, rounded out to cache
+lines: ``pynq`` flushes a slice of the buffer (a PynqBuffer slice flushes only its own range);
+the emulator's memory is one shared file, coherent by construction, so there it only counts what
+a non-coherent board would have had to do.
 """
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import mmap
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from vta.config import MAX_XFER, PAGE_BYTES
 from vta.errors import BackendError, DeviceError
+from vta.sim.dram import Dram, DramBuffer
 
-__all__ = ["DmaBuffer", "FileAllocator", "PynqAllocator"]
+__all__ = ["CACHE_LINE", "CacheStats", "DmaBuffer", "FileAllocator", "PynqAllocator"]
+
+CACHE_LINE = 32  # Cortex-A9 L1/L2 line size in bytes: maintenance works on whole lines
+
+
+@dataclass
+class CacheStats:
+    """Bytes (whole cache lines) flushed and invalidated, and how many operations did it."""
+
+    flushed: int = 0
+    invalidated: int = 0
+    operations: int = 0
+
+    def count(self, kind: str, nbytes: int) -> None:
+        setattr(self, kind, getattr(self, kind) + nbytes)
+        self.operations += 1
+
+
+Maintain = Callable[[str, int, int], None]  # (kind "flushed"/"invalidated", offset, nbytes) of a line-aligned range
 
 _MAX_FILLERS = 64  # allocations tried per buffer while looking for its old physical address
 
 
 class DmaBuffer:
-    """One device-visible buffer: ``array`` (uint8), ``phys_addr``, cache maintenance, ``free``."""
+    """One device-visible buffer: ``array`` (uint8), ``phys_addr``, ranged cache maintenance, ``free``."""
 
     def __init__(self, array: np.ndarray, phys_addr: int, release: Callable[[], None],
-                 flush: Callable[[], None] | None = None, invalidate: Callable[[], None] | None = None):
+                 maintain: Maintain | None = None):
         self._array = array
         self.phys_addr = int(phys_addr)
         self.nbytes = int(array.nbytes)
         self._release: Callable[[], None] | None = release
-        self._flush, self._invalidate = flush, invalidate
+        self._maintain = maintain
         self._lost: str | None = None
 
     @property
@@ -53,17 +80,25 @@ class DmaBuffer:
         if self._release is None:
             raise BackendError(f"DMA buffer at 0x{self.phys_addr:x} was already freed")
 
-    def flush(self) -> None:
-        """Make CPU writes visible to the device (before the device reads)."""
+    def _lines(self, kind: str, offset: int, nbytes: int | None) -> None:
         self._live()
-        if self._flush is not None:
-            self._flush()
+        nbytes = self.nbytes - offset if nbytes is None else nbytes
+        if offset < 0 or nbytes < 0 or offset + nbytes > self.nbytes:
+            raise BackendError(f"cache maintenance of {nbytes} bytes at offset {offset} is outside the "
+                               f"{self.nbytes}-byte DMA buffer at 0x{self.phys_addr:x}")
+        if self._maintain is None or nbytes == 0:
+            return
+        lo = (self.phys_addr + offset) // CACHE_LINE * CACHE_LINE - self.phys_addr
+        hi = -(-(self.phys_addr + offset + nbytes) // CACHE_LINE) * CACHE_LINE - self.phys_addr
+        self._maintain(kind, max(lo, 0), min(hi, self.nbytes) - max(lo, 0))
 
-    def invalidate(self) -> None:
-        """Drop stale cache lines so the CPU sees what the device wrote (after it writes)."""
-        self._live()
-        if self._invalidate is not None:
-            self._invalidate()
+    def flush(self, offset: int = 0, nbytes: int | None = None) -> None:
+        """Make CPU writes to ``[offset, offset + nbytes)`` (default: all) visible to the device."""
+        self._lines("flushed", offset, nbytes)
+
+    def invalidate(self, offset: int = 0, nbytes: int | None = None) -> None:
+        """Drop stale cache lines of ``[offset, offset + nbytes)`` so the CPU sees what the device wrote."""
+        self._lines("invalidated", offset, nbytes)
 
     def free(self) -> None:
         """Give the memory back; a lost buffer has none left, so freeing it only forgets it."""
@@ -100,7 +135,7 @@ class PynqAllocator:
     lost, and every later use raises an error saying so.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, coherent: bool = True) -> None:
         try:
             import pynq
         except ImportError as e:
@@ -108,6 +143,8 @@ class PynqAllocator:
                               "pynq is installed in, or install it with `pip install \".[board]\"` from the pynq-vta "
                               "checkout") from e
         self._pynq = pynq
+        self.coherent = coherent
+        self.cache = CacheStats()
         self._live: dict[object, DmaBuffer] = {}  # token -> buffer, in allocation order
 
     def _allocate(self, nbytes: int) -> np.ndarray:
@@ -123,7 +160,12 @@ class PynqAllocator:
             del self._live[token]
             pbuf.freebuffer()
 
-        buf = DmaBuffer(pbuf, pbuf.physical_address, release, pbuf.flush, pbuf.invalidate)
+        def maintain(kind: str, offset: int, size: int) -> None:
+            part = pbuf[offset:offset + size]  # a PynqBuffer slice maintains only its own range
+            part.flush() if kind == "flushed" else part.invalidate()
+            self.cache.count(kind, size)
+
+        buf = DmaBuffer(pbuf, pbuf.physical_address, release, None if self.coherent else maintain)
         if into is not None:
             into._adopt(buf)
             buf = into
@@ -134,8 +176,9 @@ class PynqAllocator:
         """A zero-filled buffer: CMA memory comes back as its last user left it."""
         pbuf = self._allocate(_check_size(nbytes))
         pbuf[:] = 0
-        pbuf.flush()
-        return self._wrap(pbuf)
+        buf = self._wrap(pbuf)
+        buf.flush()
+        return buf
 
     @property
     def live(self) -> tuple[DmaBuffer, ...]:
@@ -178,8 +221,7 @@ class PynqAllocator:
                               "Runtime that lost its own buffers must be closed and opened again)")
                     continue
                 pbuf[:] = data
-                pbuf.flush()
-                self._wrap(pbuf, into=buf)
+                self._wrap(pbuf, into=buf).flush()
         finally:
             for filler in fillers:
                 filler.freebuffer()
@@ -210,16 +252,21 @@ class PynqAllocator:
 
 
 class FileAllocator:
-    """First-fit page allocator over a pool of the emulator file's DRAM (offset == physical address)."""
+    """DMA buffers from a pool of the emulator file's DRAM (offset == physical address), placed by
+    the simulator's page allocator (:class:`vta.sim.dram.Dram`) over that window of the file."""
 
-    def __init__(self, path: str | os.PathLike[str], pool_base: int = 0x18000000, pool_bytes: int = 128 << 20):
+    def __init__(self, path: str | os.PathLike[str], pool_base: int = 0x18000000, pool_bytes: int = 128 << 20,
+                 coherent: bool = True):
         if pool_base % PAGE_BYTES or pool_bytes % PAGE_BYTES or pool_bytes <= 0 or pool_base + pool_bytes > 1 << 32:
             raise DeviceError(f"emulator DMA pool 0x{pool_base:x}+0x{pool_bytes:x} must be page-aligned and "
                               "inside the 32-bit address space")
         self.path, self.pool_base, self.pool_bytes = os.fspath(path), pool_base, pool_bytes
+        self.coherent = coherent
+        self.cache = CacheStats()
         self._mm = self._map(pool_base, pool_bytes)
-        self._pool = np.frombuffer(self._mm, np.uint8)
-        self._free: list[tuple[int, int]] = [(0, pool_bytes)]  # (offset, bytes), sorted by offset
+        pool = np.frombuffer(self._mm, np.uint8)
+        self._dram = Dram(pool_base, pool_base + pool_bytes,
+                          storage=lambda phys, n: pool[phys - pool_base:phys - pool_base + n])
         self._extra: list[mmap.mmap] = []
 
     def _map(self, phys: int, nbytes: int) -> mmap.mmap:
@@ -234,27 +281,22 @@ class FileAllocator:
         finally:
             os.close(fd)
 
-    def alloc(self, nbytes: int) -> DmaBuffer:
-        size = -(-_check_size(nbytes) // PAGE_BYTES) * PAGE_BYTES
-        for i, (off, room) in enumerate(self._free):
-            if room >= size:
-                self._free[i:i + 1] = [(off + size, room - size)] if room > size else []
-                view = self._pool[off:off + nbytes]
-                view[:] = 0
-                return DmaBuffer(view, self.pool_base + off, lambda o=off, s=size: self._release(o, s))
-        raise DeviceError(f"emulator DMA pool (0x{self.pool_base:x}, {self.pool_bytes >> 20} MiB) cannot fit "
-                          f"{nbytes} more bytes; free buffers or use a larger pool")
+    def _maintain(self, kind: str, offset: int, size: int) -> None:
+        """The shared file needs no maintenance; count what a non-coherent board would have done."""
+        self.cache.count(kind, size)
 
-    def _release(self, off: int, size: int) -> None:
-        i = bisect.bisect(self._free, (off, size))
-        self._free.insert(i, (off, size))
-        merged: list[tuple[int, int]] = []
-        for o, s in self._free:
-            if merged and merged[-1][0] + merged[-1][1] == o:
-                merged[-1] = (merged[-1][0], merged[-1][1] + s)
-            else:
-                merged.append((o, s))
-        self._free = merged
+    def alloc(self, nbytes: int) -> DmaBuffer:
+        nbytes = _check_size(nbytes)
+        try:
+            block = self._dram.alloc(nbytes)
+        except BackendError as e:
+            raise DeviceError(f"emulator DMA pool (0x{self.pool_base:x}, {self.pool_bytes >> 20} MiB) cannot fit "
+                              f"{nbytes} more bytes; free buffers or use a larger pool") from e
+        return DmaBuffer(block.data, block.phys_addr, lambda b=block: self._release(b),
+                         None if self.coherent else self._maintain)
+
+    def _release(self, block: DramBuffer) -> None:
+        self._dram.free(block)
 
     def at(self, phys_addr: int, nbytes: int) -> DmaBuffer:
         """A buffer at a fixed physical address outside the pool (golden vectors cannot be relocated)."""
@@ -266,7 +308,7 @@ class FileAllocator:
         mm = self._map(start, end - start)
         self._extra.append(mm)
         view = np.frombuffer(mm, np.uint8)[phys_addr - start:phys_addr - start + nbytes]
-        return DmaBuffer(view, phys_addr, lambda: None)
+        return DmaBuffer(view, phys_addr, lambda: None, None if self.coherent else self._maintain)
 
     def close(self) -> None:
         """Unmap the pool; numpy views into it must be gone (buffers freed) by now."""

@@ -46,14 +46,15 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from vta.sim.emulator import main
+    from vta.driver.emulator import serve_file
 
     log = args.log or str(Path(args.file).with_suffix(".log"))
-    print(f"serving an emulated VTA board in {args.file} (events in {log}); Ctrl-C to stop")
-    try:
-        return main([args.file, "--poll-us", str(args.poll_us), "--log", log])
-    except KeyboardInterrupt:
-        return 0
+    def ready() -> None:
+        print(f"serving an emulated VTA board in {args.file} (events in {log}); Ctrl-C to stop", flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        serve_file(args.file, log_path=log, on_ready=ready)
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,5 +77,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = esub.add_parser("serve", help="serve an emulated board in FILE until interrupted")
     s.add_argument("file", help="emulator file (a sparse 4 GiB file: byte offset = physical address)")
     s.add_argument("--log", help="append protocol deviations, faults and resets here (default: FILE with .log)")
-    s.add_argument("--poll-us", type=float, default=100.0, help="register poll interval while active (default 100)")
     s.set_defaults(func=_cmd_serve)

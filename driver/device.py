@@ -8,6 +8,8 @@ runtime drops its queued state), so the error says what happened and the next ru
 On a Pynq board the order is PYNQ's: the bitstream is loaded (under the device lock) before the
 first buffer is allocated, and a re-programming frees the live buffers first and restores them
 afterwards (:meth:`PynqAllocator.reprogram`).
+A run is never ended by the previous run's `done`: the driver first clears a stale one with a
+one-NOP run (why: vta_driver.c, docs/board.md).
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from vta.config import Environment, get_env
-from vta.driver.buffers import DmaBuffer, FileAllocator, PynqAllocator
+from vta.driver.buffers import CacheStats, DmaBuffer, FileAllocator, PynqAllocator
 from vta.driver.lock import DeviceLock, command_line
-from vta.driver.mmio import REG_NAMES, RUN_BAD_DONE, RUN_OK, RUN_TIMEOUT, Mmio, RunReport
+from vta.driver.mmio import RUN_BAD_DONE, RUN_OK, RUN_TIMEOUT, Mmio, RunReport
+from vta.driver.regmap import DONE_RD, MODULES, REG_NAMES
 from vta.errors import DeviceError, DeviceTimeout, VTAError
+from vta.isa import MEM_UOP, MemInsn, encode_insn
 
 if TYPE_CHECKING:
     from vta.bitstream.manifest import BitstreamRecord
@@ -33,7 +39,9 @@ __all__ = ["DEFAULT_TIMEOUT_S", "BoardDevice", "program_bitstream"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 10.0
-DONE_RD = 0x18
+# The compute NOP the driver runs to clear a stale `done` (vta_driver.c, vta_device_run): a LOAD UOP of
+# x_size 0 with no dependency flags, which HLS compute executes at once, writing done = 0.
+CLEAR_DONE_NOP = encode_insn(MemInsn(memory_type=MEM_UOP))
 
 
 def program_bitstream(path: str | os.PathLike[str] | None, env: Environment, lock: DeviceLock, *,
@@ -61,13 +69,14 @@ class BoardDevice:
     def __init__(self, mem_path: str | os.PathLike[str], bases: tuple[int, int, int, int],
                  allocator: Callable[[], PynqAllocator | FileAllocator], reprogram: Callable[[], str], *,
                  lock_path: str | os.PathLike[str] | DeviceLock | None = None,
-                 timeout_s: float = DEFAULT_TIMEOUT_S, diagnose: Callable[[], list[str]] | None = None):
+                 timeout_s: float = DEFAULT_TIMEOUT_S, diagnose: Callable[[], list[str]] | None = None,
+                 doorbell: str | os.PathLike[str] | None = None):
         self.mem_path = os.fspath(mem_path)
         self.timeout_s = _positive(timeout_s)
         self.lock = lock_path if isinstance(lock_path, DeviceLock) else DeviceLock(lock_path)
         self.lock.acquire(f"VTA device {self.mem_path}")
         try:
-            self.mmio = Mmio(self.mem_path, bases)
+            self.mmio = Mmio(self.mem_path, bases, doorbell)
             self.allocator = allocator()
         except BaseException:
             self.lock.release()
@@ -75,6 +84,7 @@ class BoardDevice:
         self._reprogram = reprogram
         self._diagnose = diagnose
         self._reset_hooks: list[Callable[[], None]] = []
+        self._clear_nop: DmaBuffer | None = None
         self.recoveries = 0
         self.programmed: str | None = None  # what open_board programmed
 
@@ -82,19 +92,20 @@ class BoardDevice:
     def open_board(cls, env: Environment | None = None, *, bitstream: str | os.PathLike[str] | None = None,
                    mem_path: str = "/dev/mem", lock_path: str | os.PathLike[str] | None = None,
                    timeout_s: float = DEFAULT_TIMEOUT_S, program: bool = True,
-                   expected: BitstreamRecord | None = None) -> BoardDevice:
+                   expected: BitstreamRecord | None = None, coherent: bool = True) -> BoardDevice:
         """The Pynq board: registers through /dev/mem, buffers from pynq.allocate, recovery by re-programming.
 
         With ``program`` (the default) the FPGA is programmed before anything is allocated, as
         PYNQ requires; ``program=False`` trusts a bitstream loaded earlier (``vta program``).
+        ``coherent``: the bitstream's DMA goes through the ACP port, so no cache maintenance (buffers.py).
         """
         from vta.bitstream.program import require_pynq_target
 
         env = env or get_env()
         require_pynq_target(env)
         lock = DeviceLock(lock_path)
-        dev = cls(mem_path, env.IP_BASES, PynqAllocator, program_bitstream(bitstream, env, lock, expected=expected),
-                  lock_path=lock, timeout_s=timeout_s)
+        dev = cls(mem_path, env.IP_BASES, lambda: PynqAllocator(coherent),
+                  program_bitstream(bitstream, env, lock, expected=expected), lock_path=lock, timeout_s=timeout_s)
         if program:
             try:
                 lock.describe(f"programming the FPGA for {env.MODEL}")
@@ -108,18 +119,27 @@ class BoardDevice:
     @classmethod
     def open_emulated(cls, board: EmulatedBoard, *, lock_path: str | os.PathLike[str] | None = None,
                       timeout_s: float = DEFAULT_TIMEOUT_S, pool_base: int = 0x18000000,
-                      pool_bytes: int = 128 << 20) -> BoardDevice:
-        """An emulated board: the same C driver on the emulator's file, buffers from its DRAM pool."""
+                      pool_bytes: int = 128 << 20, coherent: bool = True) -> BoardDevice:
+        """An emulated board: the same C driver on the emulator's file, buffers from its DRAM pool.
+
+        ``coherent=False`` emulates a design without the ACP port: buffers count the cache maintenance
+        such a board would need (``cache_stats``).
+        """
         lock = lock_path if lock_path is not None else Path(f"{board.path}.lock")
         board.events()  # what happened before this owner is not this owner's business
-        return cls(board.path, board.bases, lambda: FileAllocator(board.path, pool_base, pool_bytes), board.reset,
-                   lock_path=lock, timeout_s=timeout_s, diagnose=board.events)
+        return cls(board.path, board.bases, lambda: FileAllocator(board.path, pool_base, pool_bytes, coherent),
+                   board.reset, lock_path=lock, timeout_s=timeout_s, diagnose=board.events, doorbell=board.doorbell)
 
     # --- buffers and hooks ----------------------------------------------------------------
     def alloc(self, nbytes: int) -> DmaBuffer:
         """A physically contiguous, device-visible buffer of ``nbytes``."""
         self._open()
         return self.allocator.alloc(nbytes)
+
+    @property
+    def cache_stats(self) -> CacheStats:
+        """Bytes flushed and invalidated on this device's buffers so far (0 while coherent)."""
+        return self.allocator.cache
 
     def on_reset(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` after every recovery, so owners of queued device state can drop it."""
@@ -142,11 +162,13 @@ class BoardDevice:
             raise DeviceError(f"instruction address 0x{insn_phys:x} must be a 16-byte aligned 32-bit address")
         if not 0 < insn_count < 1 << 32:
             raise DeviceError(f"instruction count must be in 1..2^32-1, got {insn_count}")
-        report = self.mmio.run(insn_phys, insn_count, timeout_s)
+        report = self.mmio.run(insn_phys, insn_count, timeout_s, self._clear_phys())
         if report.status == RUN_OK:
             return report
         what = f"VTA run of {insn_count} instruction(s) at 0x{insn_phys:x} on {self.mem_path}"
         done_at = f"compute done register (0x{self.mmio.bases[2] + DONE_RD:08x})"
+        if report.cleared is False:
+            what = f"the NOP run that clears the previous run's done (0x{report.stale_done:x}) before the {what}"
         if report.status == RUN_TIMEOUT:
             detail = (f"{what} did not finish within {timeout_s:g} s: {done_at} still read {report.done} after "
                       f"{report.polls} polls; modules: {report.modules_text()}{self._bad_write(report)}")
@@ -156,15 +178,25 @@ class BoardDevice:
         else:
             detail = f"{what} returned unknown status {report.status} from vta_device_run"
         detail += self._diagnosis()
+        logger.warning("%s; recovering", detail)
         recovered = self.recover(detail)
         cls = DeviceTimeout if report.status == RUN_TIMEOUT else DeviceError
         raise cls(f"{detail}. Recovered: {recovered}; the next run starts on a clean device")
+
+    def _clear_phys(self) -> int:
+        """Address of the done-clearing NOP, written once into a buffer of this device's allocator."""
+        if self._clear_nop is None or not self._clear_nop.alive:
+            buf = self.allocator.alloc(len(CLEAR_DONE_NOP))
+            buf.array[:] = np.frombuffer(CLEAR_DONE_NOP, np.uint8)
+            buf.flush()
+            self._clear_nop = buf
+        return self._clear_nop.phys_addr
 
     def _bad_write(self, report: RunReport) -> str:
         if report.bad_write is None:
             return ""
         module, offset, wrote, got = report.bad_write
-        base = self.mmio.bases[("fetch", "load", "compute", "store").index(module)]
+        base = self.mmio.bases[MODULES.index(module)]
         return (f"; {module} {REG_NAMES[(module, offset)]} register (0x{base + offset:08x}) reads 0x{got:x} after "
                 f"the driver wrote 0x{wrote:x}: the write was not accepted")
 
@@ -178,7 +210,7 @@ class BoardDevice:
         Live pynq buffers are freed around the programming and restored at their addresses with
         their contents; one that cannot get its address back is lost (its uses raise saying so).
         """
-        logger.warning("recovering VTA device %s: %s", self.mem_path, reason)
+        logger.info("recovering VTA device %s: %s", self.mem_path, reason)
         lost: list[DmaBuffer] = []
         try:
             if isinstance(self.allocator, PynqAllocator):
@@ -196,7 +228,7 @@ class BoardDevice:
             addresses = ", ".join(f"0x{b.phys_addr:x}" for b in lost)
             done += f"; {len(lost)} buffer(s) could not get their physical address back and were lost: {addresses}"
             logger.warning("recovery lost %d DMA buffer(s): %s", len(lost), addresses)
-        logger.info("recovered VTA device %s: %s", self.mem_path, done)
+        logger.info("VTA device %s recovered (%s): %s", self.mem_path, reason, done)
         return done
 
     def close(self) -> None:

@@ -1,9 +1,10 @@
-"""Start, control and stop a board emulator process (:mod:`vta.sim.emulator`) from the driver side.
+"""Start, control and stop a board emulator process (:mod:`vta.driver.emulator`) from the driver side.
 
 The emulator is a separate process, as the FPGA is a separate device: the driver's C code only
 ever talks to it through the shared file. This class owns that process (or attaches to one
 started with ``vta emulator serve``) and speaks the control page: reset ("re-program"), fault
-injection, and the event log where the emulator reports protocol deviations.
+injection, and the event log where the emulator reports protocol deviations. Every request rings
+the emulator's doorbell, so it is served at once.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import time
 from pathlib import Path
 
 from vta.config import Environment, get_env
+from vta.driver.emulator import CONTROL_BYTES, CONTROL_OFFSET, FAULTS, MAGIC, Control, doorbell_path, open_image
+from vta.driver.regmap import ARG_REGS, CTRL, MODULES
 from vta.errors import DeviceError
-from vta.sim.emulator import ARGS, CONTROL_BYTES, CONTROL_OFFSET, FAULTS, MAGIC, MODULES, Control
 
 __all__ = ["EmulatedBoard"]
 
-_REJECTABLE = {(MODULES[m], off): name for m, off, name, _ in ARGS} | {(m, 0): "ap_ctrl" for m in MODULES[1:]}
+_REJECTABLE = {(MODULES[m], off): name for m, off, name, _ in ARG_REGS} | {(m, CTRL): "ap_ctrl" for m in MODULES[1:]}
 
 
 class EmulatedBoard:
@@ -44,27 +46,30 @@ class EmulatedBoard:
         finally:
             os.close(fd)
         self.ctl = Control(self._mm, 0)
+        self.doorbell = doorbell_path(self.path)
+        self._bell: int | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
     @classmethod
     def start(cls, path: str | os.PathLike[str] | None = None, env: Environment | None = None,
-              timeout_s: float = 30.0, poll_us: float = 100.0) -> EmulatedBoard:
-        """Spawn ``python -m vta.sim.emulator`` on ``path`` (default: a new temp dir) and wait until it serves."""
+              timeout_s: float = 30.0, token_wait_s: float = 1e-3) -> EmulatedBoard:
+        """Spawn ``python -m vta.driver.emulator`` on ``path`` (default: a new temp dir) and wait until it serves."""
         env = env or get_env()
         owned = None
         if path is None:
             owned = Path(tempfile.mkdtemp(prefix="vta-emu-"))
             path = owned / "board.mem"
         path = Path(path)
+        fd, mm = open_image(path)  # refuses a file that is not an image, or one already served
+        try:
+            mm[CONTROL_OFFSET:CONTROL_OFFSET + CONTROL_BYTES] = bytes(CONTROL_BYTES)  # no stale "serving" state
+        finally:
+            mm.close()
+            os.close(fd)
         log = path.with_suffix(".log")
         log.write_text("")
-        with open(path, "ab"):
-            pass
-        with contextlib.suppress(OSError), open(path, "r+b") as f:
-            f.seek(CONTROL_OFFSET)
-            f.write(bytes(CONTROL_BYTES))
-        cmd = [sys.executable, "-m", "vta.sim.emulator", str(path), "--log", str(log), "--parent", str(os.getpid()),
-               "--config-json", json.dumps(env.to_dict()), "--poll-us", str(poll_us)]
+        cmd = [sys.executable, "-m", "vta.driver.emulator", str(path), "--log", str(log), "--parent",
+               str(os.getpid()), "--config-json", json.dumps(env.to_dict()), "--token-wait-us", str(token_wait_s * 1e6)]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         board = cls(path, log, proc, owned)
         try:
@@ -82,6 +87,7 @@ class EmulatedBoard:
             raise DeviceError(f"no emulator file at {path}: start one with `vta emulator serve {path}`")
         board = cls(path, Path(path).with_suffix(".log"))
         beat = board.ctl.heartbeat
+        board.ring()
         board._wait(lambda: board.ctl.magic == MAGIC and board.ctl.heartbeat != beat, timeout_s, "answer")
         board._log_pos = board.log_path.stat().st_size if board.log_path.exists() else 0
         return board
@@ -89,6 +95,25 @@ class EmulatedBoard:
     @property
     def bases(self) -> tuple[int, int, int, int]:
         return self.ctl.bases
+
+    @property
+    def token_wait_s(self) -> float:
+        """Modeled wait of a stream's first compute instruction for its token (the stale-`done` window)."""
+        return self.ctl["token_wait_us"] * 1e-6
+
+    @token_wait_s.setter
+    def token_wait_s(self, value: float) -> None:
+        self.ctl["token_wait_us"] = round(value * 1e6)
+
+    def ring(self) -> None:
+        """Wake the serving process (it sleeps until its doorbell FIFO is written)."""
+        if self._bell is None:
+            try:
+                self._bell = os.open(self.doorbell, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                return  # no server (yet): it reads the control page when it starts
+        with contextlib.suppress(BlockingIOError, BrokenPipeError):
+            os.write(self._bell, b"c")
 
     def alive(self) -> bool:
         if self.process is not None:
@@ -99,6 +124,7 @@ class EmulatedBoard:
         deadline = time.monotonic() + timeout_s
         pause = 1e-4
         while not cond():
+            self.ring()
             if not self.alive():
                 raise DeviceError(f"emulator for {self.path} exited before it could {what}: {self._stderr()}")
             if time.monotonic() > deadline:
@@ -116,6 +142,7 @@ class EmulatedBoard:
         """Ask the process to stop; terminate, then kill it if it does not. Idempotent."""
         if self.process is not None and self.process.poll() is None:
             self.ctl["stop_req"] = 1
+            self.ring()
             try:
                 self.process.wait(timeout_s)
             except subprocess.TimeoutExpired:
@@ -123,6 +150,9 @@ class EmulatedBoard:
                 self.process.wait(timeout_s)
         if self.process is not None and self.process.stderr is not None:
             self.process.stderr.close()
+        if self._bell is not None:
+            os.close(self._bell)
+            self._bell = None
         with contextlib.suppress(BufferError):
             self._mm.close()
         if self._owned_dir is not None:
@@ -163,6 +193,13 @@ class EmulatedBoard:
         want = (ctl["fault_seq"] + 1) & 0xFFFFFFFF
         ctl["fault_seq"] = want
         self._wait(lambda: ctl["fault_ack"] == want, timeout_s, f"arm the {fault} fault")
+
+    def sync(self, timeout_s: float = 5.0) -> None:
+        """Return once the emulator has applied every register write made before this call (and logged
+        what they caused), so a test reads their effects without waiting for a guessed time."""
+        want = (self.ctl["sync_req"] + 1) & 0xFFFFFFFF
+        self.ctl["sync_req"] = want
+        self._wait(lambda: self.ctl["sync_ack"] == want, timeout_s, "apply the register writes")
 
     @property
     def deviations(self) -> int:

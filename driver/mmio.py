@@ -10,21 +10,12 @@ import os
 from dataclasses import dataclass
 
 from vta.driver import _ffi
+from vta.driver.regmap import CTRL_BITS, MAP_RANGE, MODULES, RUN_STATUS
 from vta.errors import DeviceError
 
-__all__ = ["CTRL_BITS", "MODULES", "REG_NAMES", "Mmio", "RunReport", "describe_ctrl"]
+__all__ = ["RUN_BAD_DONE", "RUN_OK", "RUN_TIMEOUT", "Mmio", "RunReport", "describe_ctrl"]
 
-MODULES = ("fetch", "load", "compute", "store")
-MAP_RANGE = 0x1000  # VTA_IP_REG_MAP_RANGE
-# HLS block-level protocol bits of ap_ctrl (offset 0x00).
-CTRL_BITS = ((0, "start"), (1, "done"), (2, "idle"), (3, "ready"), (7, "auto_restart"))
-REG_NAMES = {
-    ("fetch", 0x10): "insn_count", ("fetch", 0x18): "insns",
-    ("load", 0x10): "inputs", ("load", 0x18): "weights",
-    ("compute", 0x10): "done (write side)", ("compute", 0x18): "done", ("compute", 0x20): "uops",
-    ("compute", 0x28): "biases", ("store", 0x10): "outputs",
-}
-RUN_OK, RUN_TIMEOUT, RUN_BAD_DONE = 0, 1, 2
+RUN_OK, RUN_TIMEOUT, RUN_BAD_DONE = RUN_STATUS["OK"], RUN_STATUS["TIMEOUT"], RUN_STATUS["BAD_DONE"]
 
 
 def describe_ctrl(value: int) -> str:
@@ -35,10 +26,16 @@ def describe_ctrl(value: int) -> str:
 
 @dataclass(frozen=True)
 class RunReport:
-    """What one run call observed: status, the last done value, each module's ap_ctrl, timing."""
+    """What one run call observed: status, the last done value, each module's ap_ctrl, timing.
+
+    ``stale_done`` is what `done` read before the run; ``cleared`` is None when it was already 0
+    (or no clearing NOP was given), else whether the clearing NOP brought it to 0.
+    """
 
     status: int
     done: int
+    stale_done: int
+    cleared: bool | None
     ctrl: tuple[int, int, int, int]
     polls: int
     elapsed_s: float
@@ -51,7 +48,8 @@ class RunReport:
 class Mmio:
     """Open register windows: read, write and the run sequence, through the C driver."""
 
-    def __init__(self, mem_path: str | os.PathLike[str], bases: tuple[int, int, int, int]):
+    def __init__(self, mem_path: str | os.PathLike[str], bases: tuple[int, int, int, int],
+                 doorbell: str | os.PathLike[str] | None = None):
         if len(bases) != 4:
             raise DeviceError(f"need 4 register bases (fetch, load, compute, store), got {len(bases)}")
         self.mem_path = os.fspath(mem_path)
@@ -61,9 +59,13 @@ class Mmio:
         out = self._ffi.new("vta_device **")
         failed = self._ffi.new("const char **")
         c_bases = self._ffi.new("uint64_t[4]", list(self.bases))
-        rc = self._lib.vta_device_open(self.mem_path.encode(), c_bases, MAP_RANGE, out, failed)
+        bell = self._ffi.NULL if doorbell is None else os.fsencode(doorbell)
+        rc = self._lib.vta_device_open(self.mem_path.encode(), c_bases, bell, out, failed)
         if rc < 0:
             func = self._ffi.string(failed[0]).decode()
+            if func == "open (doorbell)":
+                raise DeviceError(f"cannot open the emulator doorbell {os.fspath(doorbell)}: {os.strerror(-rc)}; is "
+                                  f"an emulator still serving {self.mem_path}? (vta emulator serve {self.mem_path})")
             _ffi.check(rc, f"vta_device_open: {func}", self.mem_path)
         self._dev = out[0]
 
@@ -98,14 +100,21 @@ class Mmio:
             raise DeviceError(f"register offset 0x{offset:x} is outside the 0x{MAP_RANGE:x}-byte window "
                               "or not 4-byte aligned")
 
-    def run(self, insn_phys: int, insn_count: int, timeout_s: float) -> RunReport:
-        """The reference run sequence, polling `done` until the wall-clock deadline."""
+    def run(self, insn_phys: int, insn_count: int, timeout_s: float, clear_phys: int = 0) -> RunReport:
+        """The reference run sequence, polling `done` until the wall-clock deadline.
+
+        ``clear_phys`` is the address of one compute NOP that pops nothing: when `done` is not 0
+        before the run, it runs first so a stale `done == 1` cannot end this run (vta_driver.c
+        explains why). 0 runs the bare reference sequence, which can return early.
+        """
         rep = self._ffi.new("vta_run_report *")
-        self._lib.vta_device_run(self._handle(), insn_phys, insn_count, timeout_s, rep)
+        self._lib.vta_device_run(self._handle(), insn_phys, insn_count, clear_phys, timeout_s, rep)
         bad = None
         if rep.bad_module >= 0:
             bad = (MODULES[rep.bad_module], int(rep.bad_offset), int(rep.wrote), int(rep.read_back))
-        return RunReport(int(rep.status), int(rep.done), tuple(int(c) for c in rep.ctrl), int(rep.polls),
+        cleared = None if rep.cleared < 0 else bool(rep.cleared)
+        return RunReport(int(rep.status), int(rep.done), int(rep.stale_done), cleared,
+                         tuple(int(c) for c in rep.ctrl), int(rep.polls),
                          float(rep.elapsed_s), bad)
 
     def close(self) -> None:

@@ -3,7 +3,10 @@
  * The four HLS IP register windows are mapped from a memory device (/dev/mem on the board,
  * the emulator's sparse file elsewhere) at their physical addresses, so the same code drives
  * both. vta_device_run performs the reference run sequence and polls the compute `done`
- * register against a CLOCK_MONOTONIC deadline instead of an iteration count.
+ * register against a CLOCK_MONOTONIC deadline instead of an iteration count. The register
+ * constants (VTA_FETCH, VTA_CTRL, VTA_ARG_REGS, ...) are generated from driver/regmap.py, and the
+ * vta_run_report struct comes from driver/_cdefs.py; both are prepended to this file at build time
+ * (driver/_build.py), so the offsets and the struct cffi sees are written once.
  */
 #define _FILE_OFFSET_BITS 64
 #define _POSIX_C_SOURCE 200809L
@@ -17,44 +20,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define VTA_NUM_MODULES 4
-#define VTA_FETCH 0
-#define VTA_LOAD 1
-#define VTA_COMPUTE 2
-#define VTA_STORE 3
-
-#define VTA_CTRL 0x00
-#define VTA_FETCH_INSN_COUNT_OFFSET 0x10
-#define VTA_FETCH_INSN_ADDR_OFFSET 0x18
-#define VTA_LOAD_INP_ADDR_OFFSET 0x10
-#define VTA_LOAD_WGT_ADDR_OFFSET 0x18
-#define VTA_COMPUTE_DONE_RD_OFFSET 0x18
-#define VTA_COMPUTE_UOP_ADDR_OFFSET 0x20
-#define VTA_COMPUTE_BIAS_ADDR_OFFSET 0x28
-#define VTA_STORE_OUT_ADDR_OFFSET 0x10
-
-#define VTA_START 0x1
-#define VTA_AUTORESTART 0x81
-#define VTA_DONE 0x1
-
-#define VTA_RUN_OK 0
-#define VTA_RUN_TIMEOUT 1
-#define VTA_RUN_BAD_DONE 2
-
-typedef struct {
-    int status;
-    uint32_t done;
-    uint32_t ctrl[VTA_NUM_MODULES];
-    uint64_t polls;
-    double elapsed_s;
-    int bad_module;
-    uint32_t bad_offset;
-    uint32_t wrote;
-    uint32_t read_back;
-} vta_run_report;
+/* Build-time check: the report has one ap_ctrl slot per module of the register map. */
+typedef char vta_report_ctrl_matches_modules[sizeof(((vta_run_report *)0)->ctrl) / sizeof(uint32_t) ==
+                                             VTA_NUM_MODULES ? 1 : -1];
 
 typedef struct vta_device {
     int fd;
+    int bell;
     size_t map_len[VTA_NUM_MODULES];
     volatile uint8_t *map[VTA_NUM_MODULES];
     volatile uint32_t *regs[VTA_NUM_MODULES];
@@ -66,12 +38,7 @@ typedef struct {
     uint32_t offset;
 } vta_arg_reg;
 
-static const vta_arg_reg ARG_REGS[7] = {
-    {VTA_FETCH, VTA_FETCH_INSN_COUNT_OFFSET}, {VTA_FETCH, VTA_FETCH_INSN_ADDR_OFFSET},
-    {VTA_LOAD, VTA_LOAD_INP_ADDR_OFFSET},     {VTA_LOAD, VTA_LOAD_WGT_ADDR_OFFSET},
-    {VTA_COMPUTE, VTA_COMPUTE_UOP_ADDR_OFFSET}, {VTA_COMPUTE, VTA_COMPUTE_BIAS_ADDR_OFFSET},
-    {VTA_STORE, VTA_STORE_OUT_ADDR_OFFSET},
-};
+static const vta_arg_reg ARG_REGS[VTA_NUM_ARG_REGS] = VTA_ARG_REGS;
 
 static double now_s(void) {
     struct timespec ts;
@@ -87,18 +54,29 @@ static void wr(vta_device *dev, int module, uint32_t offset, uint32_t value) {
     dev->regs[module][offset >> 2] = value;
 }
 
+/* Against the emulator only: tell the serving process that registers changed (a FIFO write),
+ * so it wakes at once instead of polling. The board has no doorbell (bell < 0). */
+static void ring(vta_device *dev) {
+    if (dev->bell >= 0) {
+        ssize_t n = write(dev->bell, "r", 1);
+        (void)n; /* a full FIFO already holds a wake-up */
+    }
+}
+
 void vta_device_close(vta_device *dev) {
     if (dev == NULL) return;
     for (int m = 0; m < VTA_NUM_MODULES; m++) {
         if (dev->map[m] != NULL) munmap((void *)dev->map[m], dev->map_len[m]);
     }
     if (dev->fd >= 0) close(dev->fd);
+    if (dev->bell >= 0) close(dev->bell);
     free(dev);
 }
 
 /* Map each window as the reference VTAMapRegister does: page base, then the offset inside it.
- * Returns 0, or -errno with *failed naming the C call that failed. */
-int vta_device_open(const char *mem_path, const uint64_t *bases, uint32_t map_range, vta_device **out,
+ * `bell_path` is the emulator's doorbell FIFO, or NULL. Returns 0, or -errno with *failed
+ * naming the C call that failed. */
+int vta_device_open(const char *mem_path, const uint64_t *bases, const char *bell_path, vta_device **out,
                     const char **failed) {
     long page = sysconf(_SC_PAGESIZE);
     vta_device *dev = calloc(1, sizeof(vta_device));
@@ -107,6 +85,7 @@ int vta_device_open(const char *mem_path, const uint64_t *bases, uint32_t map_ra
         *failed = "calloc";
         return -ENOMEM;
     }
+    dev->bell = -1;
     dev->fd = open(mem_path, O_RDWR | O_SYNC);
     if (dev->fd < 0) {
         int err = errno;
@@ -114,10 +93,20 @@ int vta_device_open(const char *mem_path, const uint64_t *bases, uint32_t map_ra
         vta_device_close(dev);
         return -err;
     }
+    if (bell_path != NULL) {
+        dev->bell = open(bell_path, O_WRONLY | O_NONBLOCK);
+        if (dev->bell < 0) {
+            int err = errno;
+            *failed = "open (doorbell)";
+            vta_device_close(dev);
+            return -err;
+        }
+    }
     for (int m = 0; m < VTA_NUM_MODULES; m++) {
         uint64_t base = bases[m] & ~((uint64_t)page - 1);
         size_t offset = (size_t)(bases[m] - base);
-        void *p = mmap(NULL, map_range + offset, PROT_READ | PROT_WRITE, MAP_SHARED, dev->fd, (off_t)base);
+        void *p = mmap(NULL, VTA_IP_REG_MAP_RANGE + offset, PROT_READ | PROT_WRITE, MAP_SHARED, dev->fd,
+                       (off_t)base);
         if (p == MAP_FAILED) {
             int err = errno;
             *failed = "mmap";
@@ -125,7 +114,7 @@ int vta_device_open(const char *mem_path, const uint64_t *bases, uint32_t map_ra
             return -err;
         }
         dev->map[m] = p;
-        dev->map_len[m] = map_range + offset;
+        dev->map_len[m] = VTA_IP_REG_MAP_RANGE + offset;
         dev->regs[m] = (volatile uint32_t *)((volatile uint8_t *)p + offset);
     }
     *out = dev;
@@ -134,15 +123,18 @@ int vta_device_open(const char *mem_path, const uint64_t *bases, uint32_t map_ra
 
 uint32_t vta_reg_read(vta_device *dev, int module, uint32_t offset) { return rd(dev, module, offset); }
 
-void vta_reg_write(vta_device *dev, int module, uint32_t offset, uint32_t value) { wr(dev, module, offset, value); }
+void vta_reg_write(vta_device *dev, int module, uint32_t offset, uint32_t value) {
+    wr(dev, module, offset, value);
+    ring(dev);
+}
 
 /* Each module's ap_ctrl; after a timeout also the first argument register that does not read
  * back what the run wrote (a write the hardware did not accept). */
-static void fill_report(vta_device *dev, vta_run_report *rep, const uint32_t wrote[7]) {
+static void fill_report(vta_device *dev, vta_run_report *rep, const uint32_t wrote[VTA_NUM_ARG_REGS]) {
     for (int m = 0; m < VTA_NUM_MODULES; m++) rep->ctrl[m] = rd(dev, m, VTA_CTRL);
     rep->bad_module = -1;
     if (rep->status != VTA_RUN_TIMEOUT) return;
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < VTA_NUM_ARG_REGS; i++) {
         uint32_t got = rd(dev, ARG_REGS[i].module, ARG_REGS[i].offset);
         if (got != wrote[i]) {
             rep->bad_module = ARG_REGS[i].module;
@@ -154,47 +146,67 @@ static void fill_report(vta_device *dev, vta_run_report *rep, const uint32_t wro
     }
 }
 
-/* The reference run sequence (spec §5.1 steps 1-5). Completion is `done == 1` read after
- * fetch has accepted its start (ap_start cleared), so a `done` left at 1 by the previous run
- * is never mistaken for this run's: compute clears it before fetch can finish dispatching. */
-int vta_device_run(vta_device *dev, uint32_t insn_phys, uint32_t insn_count, double timeout_s,
-                   vta_run_report *rep) {
-    const uint32_t wrote[7] = {insn_count, insn_phys, 0, 0, 0, 0, 0};
+/* Spec §5.1 steps 1-4: argument registers, fetch started once, the others with auto-restart. */
+static void start_stream(vta_device *dev, const uint32_t wrote[VTA_NUM_ARG_REGS]) {
     struct timespec pause = {0, 1000};
-    double start = now_s();
-    double deadline = start + timeout_s;
-
-    wr(dev, VTA_FETCH, VTA_FETCH_INSN_COUNT_OFFSET, insn_count);
-    wr(dev, VTA_FETCH, VTA_FETCH_INSN_ADDR_OFFSET, insn_phys);
-    wr(dev, VTA_LOAD, VTA_LOAD_INP_ADDR_OFFSET, 0);
-    wr(dev, VTA_LOAD, VTA_LOAD_WGT_ADDR_OFFSET, 0);
-    wr(dev, VTA_COMPUTE, VTA_COMPUTE_UOP_ADDR_OFFSET, 0);
-    wr(dev, VTA_COMPUTE, VTA_COMPUTE_BIAS_ADDR_OFFSET, 0);
-    wr(dev, VTA_STORE, VTA_STORE_OUT_ADDR_OFFSET, 0);
+    for (int i = 0; i < VTA_NUM_ARG_REGS; i++) wr(dev, ARG_REGS[i].module, ARG_REGS[i].offset, wrote[i]);
     wr(dev, VTA_FETCH, VTA_CTRL, VTA_START);
     wr(dev, VTA_LOAD, VTA_CTRL, VTA_AUTORESTART);
     wr(dev, VTA_COMPUTE, VTA_CTRL, VTA_AUTORESTART);
     wr(dev, VTA_STORE, VTA_CTRL, VTA_AUTORESTART);
+    ring(dev);
     nanosleep(&pause, NULL);
+}
 
-    rep->polls = 0;
-    rep->status = VTA_RUN_TIMEOUT;
+/* Poll until `done` reads `want` after fetch has dispatched the whole stream (ap_start clear),
+ * a `done` above 1 is read, or the deadline passes. */
+static int wait_done(vta_device *dev, uint32_t want, double deadline, vta_run_report *rep) {
     for (;;) {
         uint32_t fetch_ctrl = rd(dev, VTA_FETCH, VTA_CTRL);
         uint32_t done = rd(dev, VTA_COMPUTE, VTA_COMPUTE_DONE_RD_OFFSET);
         rep->polls++;
         rep->done = done;
-        if (done > VTA_DONE) {
-            rep->status = VTA_RUN_BAD_DONE;
-            break;
-        }
-        if (done == VTA_DONE && !(fetch_ctrl & VTA_START)) {
-            rep->status = VTA_RUN_OK;
-            break;
-        }
-        if (now_s() >= deadline) break;
+        if (done > VTA_DONE) return VTA_RUN_BAD_DONE;
+        if (done == want && !(fetch_ctrl & VTA_START)) return VTA_RUN_OK;
+        if (now_s() >= deadline) return VTA_RUN_TIMEOUT;
         sched_yield();
     }
+}
+
+/* The reference run sequence (spec §5.1), made safe against a stale `done`.
+ *
+ * HLS compute (vta.cc) writes `done = 0` only after the pops of each non-FINISH instruction
+ * complete, and FINISH writes `done = 1` (spec §3.7); nothing else touches it. So after a run,
+ * `done` stays 1 until the next run's first compute instruction has its tokens, and a stream
+ * whose first compute instruction pops a load token (the runtime's usual LOAD UOP pop_prev)
+ * would show the old `done == 1` while its loads still run, even after fetch has dispatched
+ * everything. Therefore, when `done` is not 0 before the run, the driver first runs
+ * `clear_phys`: one compute NOP (LOAD UOP, x_size 0, no dependency flags). It pops nothing,
+ * so compute executes it and writes `done = 0`; the driver waits for that 0. From then on
+ * `done` can only become 1 through this run's own FINISH, whatever the stream looks like. */
+int vta_device_run(vta_device *dev, uint32_t insn_phys, uint32_t insn_count, uint32_t clear_phys, double timeout_s,
+                   vta_run_report *rep) {
+    const uint32_t wrote[VTA_NUM_ARG_REGS] = VTA_ARG_VALUES(insn_count, insn_phys);
+    double start = now_s();
+    double deadline = start + timeout_s;
+
+    rep->polls = 0;
+    rep->stale_done = rd(dev, VTA_COMPUTE, VTA_COMPUTE_DONE_RD_OFFSET);
+    rep->cleared = -1;
+    rep->status = VTA_RUN_OK;
+    if (rep->stale_done != 0 && clear_phys != 0) {
+        const uint32_t clear[VTA_NUM_ARG_REGS] = VTA_ARG_VALUES(1, clear_phys);
+        start_stream(dev, clear);
+        rep->status = wait_done(dev, 0, deadline, rep);
+        rep->cleared = rep->status == VTA_RUN_OK;
+        if (rep->status != VTA_RUN_OK) {
+            rep->elapsed_s = now_s() - start;
+            fill_report(dev, rep, clear);
+            return rep->status;
+        }
+    }
+    start_stream(dev, wrote);
+    rep->status = wait_done(dev, VTA_DONE, deadline, rep);
     rep->elapsed_s = now_s() - start;
     fill_report(dev, rep, wrote);
     return rep->status;

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vta.config import MAX_XFER, Environment, get_env
+from vta.config import Environment, get_env
 from vta.errors import BackendError
 from vta.runtime.backend import Backend, RunStatus, backend_for_target, create_backend
 from vta.runtime.deps import InsnBuffer
@@ -27,7 +27,11 @@ from vta.runtime.verify import Verifier
 if TYPE_CHECKING:
     from vta.sim.perf import Timing
 
-__all__ = ["DeviceBuffer", "Runtime", "RuntimeStats", "get_runtime"]
+__all__ = ["DEFAULT_INSN_CAPACITY", "DEFAULT_UOP_CAPACITY", "DeviceBuffer", "Runtime", "RuntimeStats", "get_runtime"]
+
+# Default instruction/micro-op buffers: 1 MiB each, sized for the Pynq's 128 MiB CMA pool.
+DEFAULT_INSN_CAPACITY = (1 << 20) // 16
+DEFAULT_UOP_CAPACITY = (1 << 20) // 4
 
 
 class DeviceBuffer:
@@ -107,8 +111,10 @@ class Runtime:
     ----------
     backend : a registry name (``sim``, ``pynq``, ``rpc``), a Backend, or None for the config's TARGET.
     env : hardware configuration (default: the active one).
-    insn_capacity : instructions per run before an automatic flush (default VTA_MAX_XFER / 16).
-    uop_capacity : micro-ops per run in the micro-op DRAM buffer (default VTA_MAX_XFER / 4).
+    insn_capacity : instructions per run before an automatic flush (default 65,536: a 1 MiB buffer).
+    uop_capacity : micro-ops per run in the micro-op DRAM buffer (default 262,144: 1 MiB, 32 full micro-op SRAMs).
+        Both buffers are physically contiguous; on the board they come from PYNQ's 128 MiB CMA pool, so the
+        defaults leave almost all of it to data (the reference's VTA_MAX_XFER-sized buffers would take half).
     timeout_s : device timeout for automatic flushes.
     backend_options : passed to the backend constructor.
 
@@ -126,7 +132,8 @@ class Runtime:
     """
 
     def __init__(self, backend: str | Backend | None = None, *, env: Environment | None = None,
-                 insn_capacity: int = MAX_XFER // 16, uop_capacity: int = MAX_XFER // 4, timeout_s: float = 10.0,
+                 insn_capacity: int = DEFAULT_INSN_CAPACITY, uop_capacity: int = DEFAULT_UOP_CAPACITY,
+                 timeout_s: float = 10.0,
                  **backend_options: Any):
         self.env = env or get_env()
         if isinstance(backend, Backend):

@@ -2,6 +2,8 @@
 
 Buffers are physically contiguous DMA buffers (``pynq.allocate`` on the board, the emulator's
 DRAM pool otherwise); a run is the register sequence of spec §5.1 with a wall-clock deadline.
+Copies maintain the cache for exactly the bytes they touch, and not at all on the coherent ACP
+port of the Pynq bitstream (``coherent=True``, the default; see :mod:`vta.driver.buffers`).
 After a timeout the driver has already re-programmed the device; this backend then drops its
 own per-run state through the reset hooks, so the error is final and the next run works.
 """
@@ -37,17 +39,17 @@ class BoardBackend(Backend):
                  emulator: str | os.PathLike[str] | EmulatedBoard | None = None,
                  bitstream: str | os.PathLike[str] | None = None, mem_path: str = "/dev/mem",
                  lock_path: str | os.PathLike[str] | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 program: bool = True, expected: BitstreamRecord | None = None):
+                 program: bool = True, expected: BitstreamRecord | None = None, coherent: bool = True):
         super().__init__()
         self.env = env or get_env()
         if emulator is None:
             # programs the FPGA first: PYNQ allocates only under a loaded bitstream
             self.device = BoardDevice.open_board(self.env, bitstream=bitstream, mem_path=mem_path,
                                                  lock_path=lock_path, timeout_s=timeout_s, program=program,
-                                                 expected=expected)
+                                                 expected=expected, coherent=coherent)
         else:
             board = emulator if isinstance(emulator, EmulatedBoard) else EmulatedBoard.connect(emulator)
-            self.device = BoardDevice.open_emulated(board, timeout_s=timeout_s)
+            self.device = BoardDevice.open_emulated(board, timeout_s=timeout_s, coherent=coherent)
             self.capabilities = self.capabilities | {"fixed_address"}  # the emulator maps any address
         self.default_timeout_s = timeout_s
 
@@ -79,10 +81,10 @@ class BoardBackend(Backend):
 
     def _copy_in(self, buf: DmaBuffer, offset: int, data: np.ndarray) -> None:
         buf.array[offset:offset + len(data)] = data
-        buf.flush()  # the device reads what the CPU wrote (no-op on the coherent ACP port)
+        buf.flush(offset, len(data))  # only the bytes written; a no-op on the coherent ACP port
 
     def _copy_out(self, buf: DmaBuffer, offset: int, nbytes: int) -> np.ndarray:
-        buf.invalidate()  # the CPU reads what the device wrote
+        buf.invalidate(offset, nbytes)  # only the bytes read; a no-op on the coherent ACP port
         return buf.array[offset:offset + nbytes].copy()
 
     def _run(self, insn_phys: int, insn_count: int, timeout_s: float | None) -> None:

@@ -41,12 +41,19 @@ class FakeBuffer(np.ndarray):
     _owner: FakePynq | None
 
     def __array_finalize__(self, obj: object) -> None:
-        self.physical_address = getattr(obj, "physical_address", 0)
-        self._owner = None  # views are not the allocation; only the allocated object has the methods' state
+        # As PYNQ's PynqBuffer: a slice or view keeps its allocation and sits at its own physical address,
+        # so its flush/invalidate cover just its bytes.
+        self._root = getattr(obj, "_root", None)
+        self._owner = getattr(obj, "_owner", None)
+        if isinstance(obj, FakeBuffer) and self._root is not None:
+            offset = self.__array_interface__["data"][0] - obj.__array_interface__["data"][0]
+            self.physical_address = obj.physical_address + offset
+        else:
+            self.physical_address = getattr(obj, "physical_address", 0)
 
     def _state(self, what: str) -> FakePynq:
-        owner = self._owner
-        if owner is None or owner.live.get(self.physical_address) is not self:
+        owner, root = self._owner, self._root
+        if owner is None or root is None or owner.live.get(root.physical_address) is not root:
             raise RuntimeError(f"pynq buffer at 0x{self.physical_address:x}: {what} of a freed buffer")
         return owner
 
@@ -62,16 +69,18 @@ class FakeBuffer(np.ndarray):
         owner = self._state("flush")
         if not owner.coherent:
             self._dram(owner)[:] = self.view(np.uint8).reshape(-1)
-        owner.calls.append(("flush", self.physical_address))
+        owner.calls.append(("flush", self.physical_address, self.nbytes))
 
     def invalidate(self) -> None:
         owner = self._state("invalidate")
         if not owner.coherent:
             self.view(np.uint8).reshape(-1)[:] = self._dram(owner)
-        owner.calls.append(("invalidate", self.physical_address))
+        owner.calls.append(("invalidate", self.physical_address, self.nbytes))
 
     def freebuffer(self) -> None:
         owner = self._state("freebuffer")
+        if self._root is not self:
+            raise RuntimeError(f"pynq buffer at 0x{self.physical_address:x}: freebuffer of a slice")
         del owner.live[self.physical_address]
         self.view(np.uint8).reshape(-1)[:] = POISON
         owner._release(self.physical_address, -(-self.nbytes // PAGE) * PAGE)
@@ -81,7 +90,8 @@ class FakeBuffer(np.ndarray):
 class FakePynq(types.ModuleType):
     """The fake ``pynq`` module. Script it through ``failure``, ``on_download`` and :meth:`reserve`.
 
-    ``calls`` records ("download", path), ("allocate", nbytes, phys), ("flush"|"invalidate"|"free", phys).
+    ``calls`` records ("download", path), ("allocate", nbytes, phys), ("flush"|"invalidate", phys, nbytes),
+    ("free", phys).
     ``loaded`` is the bitstream on the FPGA (PL state, which outlives a process).
     """
 
@@ -124,7 +134,7 @@ class FakePynq(types.ModuleType):
             cpu = cpu.copy()  # the cache starts out agreeing with DRAM
         buf = cpu.view(dtype).reshape(shape).view(FakeBuffer)
         buf.physical_address = self.base + off
-        buf._owner = self
+        buf._owner, buf._root = self, buf
         self.live[buf.physical_address] = buf
         self.calls.append(("allocate", nbytes, buf.physical_address))
         return buf

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from vta.cli import main
 from vta.config import load_config
 
@@ -40,7 +38,6 @@ def test_selftest_on_a_simulator_target_says_what_to_set(capsys, tmp_path):
 
 
 def test_board_backend_over_the_emulator(board):
-    pytest.importorskip("vta.runtime.backend", reason="runtime backend interface not written yet")
     from vta.runtime.backends.board import BoardBackend
 
     backend = BoardBackend(emulator=board)

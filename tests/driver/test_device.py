@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 
@@ -32,7 +33,8 @@ def test_vector_runs_through_the_c_driver(device, vector):
         _ok(device, vector)
 
 
-def test_hang_times_out_within_deadline_and_recovers(device, board, vector):
+def test_hang_times_out_within_deadline_and_recovers(device, board, vector, caplog):
+    caplog.set_level(logging.INFO, logger="vta.driver.device")
     hooks = []
     device.on_reset(lambda: hooks.append(1))
     board.inject("hang")
@@ -44,6 +46,11 @@ def test_hang_times_out_within_deadline_and_recovers(device, board, vector):
                        r".* re-programmed \(reset\); the next run starts on a clean device$"):
         device.run(vector.insn_phys, vector.insn_count, timeout_s=0.2)
     assert time.monotonic() - t0 < 1.5 and hooks == [1] and device.recoveries == 1
+    levels = [(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records]
+    assert levels[0][0] == "WARNING" and "did not finish within 0.2 s" in caplog.records[0].getMessage()
+    assert [level for level, _ in levels].count("WARNING") == 1
+    assert levels[-1] == ("INFO", f"VTA device {board.path} recovered (VTA run of {vector.insn_count} instruction(s) at "
+                                 f"0x{vector.insn_phys:x} on {board.path} did not finish within 0.2 s")
     _ok(device, vector)
 
 
@@ -73,6 +80,7 @@ def test_wrong_done_value_is_reported_at_once(device, board, vector):
 
 
 def test_rejected_register_write_is_named(device, board, vector, expected_deviations):
+    device.recover()  # done reads 0 after re-programming, so no done-clearing NOP run comes first
     board.inject("reject_write", register=("fetch", 0x18))
     place(device, vector)
     with pytest.raises(DeviceTimeout, match=r"fetch insns register \(0x43c00018\) reads 0xbad0c0de after the driver "
@@ -146,3 +154,88 @@ def test_device_files_stay_usable_after_many_recoveries(device, board, vector):
         with pytest.raises(DeviceTimeout):
             device.run(vector.insn_phys, vector.insn_count, timeout_s=0.05)
     _ok(device, vector)
+
+
+RACY = "random/rand_003"  # its first compute instruction pops a load token, like the runtime's LOAD UOP pop_prev
+
+
+@pytest.fixture
+def slow_tokens(board):
+    """The emulator shows fetch finished with the previous run's done == 1 for 0.5 s before done drops."""
+    before = board.token_wait_s
+    board.token_wait_s = 0.5
+    yield 0.5
+    board.token_wait_s = before
+
+
+def _wait_runs(board, runs):
+    deadline = time.monotonic() + 5.0
+    while board.runs < runs and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_stale_done_ends_the_bare_reference_protocol_early(device, board, vectors_dir, slow_tokens):
+    racy = load_vector(vectors_dir / RACY)
+    _ok(device, racy)  # leaves done == 1, as every finished run does
+    runs = board.runs
+    buf = place(device, racy)
+    report = device.mmio.run(racy.insn_phys, racy.insn_count, 5.0, clear_phys=0)  # the old driver's protocol
+    assert report.status == 0 and report.elapsed_s < slow_tokens and report.stale_done == 1
+    assert board.runs == runs and not np.array_equal(buf.array, racy.mem_out)  # "finished" before the STORE ran
+    _wait_runs(board, runs + 1)
+    assert np.array_equal(buf.array, racy.mem_out)
+
+
+def test_driver_clears_a_stale_done_before_the_run(device, board, vectors_dir, slow_tokens):
+    racy = load_vector(vectors_dir / RACY)
+    _ok(device, racy)
+    runs = board.runs
+    buf = place(device, racy)
+    report = device.run(racy.insn_phys, racy.insn_count)
+    assert report.stale_done == 1 and report.cleared is True and report.elapsed_s >= slow_tokens
+    assert board.runs == runs + 1 and np.array_equal(buf.array, racy.mem_out)
+
+
+def test_no_clearing_run_after_a_reset(device, board, vector):
+    device.recover()
+    place(device, vector)
+    report = device.run(vector.insn_phys, vector.insn_count)
+    assert report.stale_done == 0 and report.cleared is None
+
+
+def test_the_pool_places_buffers_as_the_simulators_dram_does(board):
+    from vta.sim.dram import Dram
+
+    sizes, frees = (4096, 3 * 4096, 4096, 100, 4096, 4096), (1, 3)  # allocate, free two, allocate again
+    with BoardDevice.open_emulated(board, pool_bytes=1 << 20) as dev:
+        bufs = [dev.alloc(n) for n in sizes[:4]]
+        for i in frees:
+            bufs[i].free()
+        got = [b.phys_addr for b in bufs] + [dev.alloc(n).phys_addr for n in sizes[4:]]
+        with pytest.raises(DeviceError, match=r"^emulator DMA pool \(0x18000000, 1 MiB\) cannot fit 1048576 more "
+                           r"bytes; free buffers or use a larger pool$"):
+            dev.alloc(1 << 20)
+    dram = Dram(0x18000000, 0x18000000 + (1 << 20))
+    blocks = [dram.alloc(n) for n in sizes[:4]]
+    for i in frees:
+        dram.free(blocks[i])
+    assert got == [b.phys_addr for b in blocks] + [dram.alloc(n).phys_addr for n in sizes[4:]]
+
+
+def test_a_stream_without_finish_hangs_like_the_board(device, board):
+    from vta.isa import MEM_UOP, MemInsn, encode_stream
+
+    buf = device.alloc(32)
+    buf.array[:] = np.frombuffer(encode_stream([MemInsn(memory_type=MEM_UOP), MemInsn(memory_type=MEM_UOP,
+                                                                                      pop_prev_dep=1)]), np.uint8)
+    with pytest.raises(DeviceTimeout, match=r"emulator reports: program: the device would not finish: the stream has "
+                       r"no FINISH, so done never becomes 1"):
+        device.run(buf.phys_addr, 2, timeout_s=0.2)
+
+
+def test_the_clearing_nop_runs_only_when_done_is_stale(device, board, vector):
+    device.recover()
+    clears = board.ctl["clears"]
+    for _ in range(3):
+        _ok(device, vector)
+    assert board.ctl["clears"] == clears + 2  # not before the first run after the reset

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 
 import pytest
 
@@ -89,3 +90,40 @@ def test_missing_compiler_gives_a_clear_error(tmp_path, monkeypatch):
 
 def test_describe_ctrl():
     assert describe_ctrl(0x6) == "0x6 (done, idle)" and describe_ctrl(0) == "0x0 (busy)"
+
+
+def test_build_without_setuptools_is_a_clear_error(tmp_path, monkeypatch):
+    """Python >= 3.12 has no distutils: cffi then raises a bare Exception, which must become a DeviceError."""
+    for name in [m for m in sys.modules if m.split(".")[0] in ("setuptools", "distutils", "_distutils_hack")
+                 or m == "cffi._shimmed_dist_utils"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "setuptools", None)
+    monkeypatch.setitem(sys.modules, "distutils", None)
+    with pytest.raises(DeviceError, match=r"cannot build the VTA board driver .*: Exception: This CFFI feature "
+                       r"requires .*Building it needs setuptools \(pip install setuptools"):
+        _ffi.build_into(tmp_path)
+
+
+def test_register_constants_are_generated_from_regmap():
+    from vta.driver import regmap
+    from vta.driver._build import C_SOURCE, c_source
+
+    hand_written = C_SOURCE.read_text()
+    assert "#define VTA_" not in hand_written.replace("#define _", "")  # every VTA_ constant comes from regmap
+    header = regmap.c_header()
+    assert c_source().startswith(header)
+    for name, value in (("VTA_COMPUTE_DONE_RD_OFFSET", regmap.DONE_RD), ("VTA_AUTORESTART", regmap.AUTO_RESTART),
+                        ("VTA_IP_REG_MAP_RANGE", regmap.MAP_RANGE)):
+        assert f"#define {name} 0x{value:x}" in header or f"#define {name} 0x{value:02x}" in header
+    assert "#define VTA_ARG_REGS { {0, 0x10}, {0, 0x18}, {1, 0x10}, {1, 0x18}, {2, 0x20}, {2, 0x28}, {3, 0x10} }" \
+        in header
+
+
+def test_a_doorbell_without_an_emulator_is_named(mmio, tmp_path):
+    bell = tmp_path / "mem.bell"
+    with pytest.raises(DeviceError, match=rf"^cannot open the emulator doorbell {bell}: No such file or directory; "
+                       rf"is an emulator still serving {mmio.mem_path}\? \(vta emulator serve "):
+        Mmio(mmio.mem_path, BASES, bell)
+    os.mkfifo(bell)  # left behind by a server that died: nobody reads it
+    with pytest.raises(DeviceError, match=r"No such device or address; is an emulator still serving"):
+        Mmio(mmio.mem_path, BASES, bell)

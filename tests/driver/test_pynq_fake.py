@@ -135,7 +135,7 @@ def test_open_board_programs_before_anything_is_allocated(fake, pynq_env, bit, m
 def test_open_board_can_keep_a_loaded_bitstream(loaded, pynq_env, bit, mem_file, tmp_path):
     with _open(pynq_env, bit, mem_file, tmp_path, program=False) as dev:
         dev.alloc(4096)
-        assert dev.programmed is None and [c[0] for c in loaded.calls] == ["download", "allocate", "flush"]
+        assert dev.programmed is None and [c[0] for c in loaded.calls] == ["download", "allocate"]
 
 
 def test_open_board_failure_releases_the_lock(fake, pynq_env, bit, mem_file, tmp_path):
@@ -211,7 +211,7 @@ def stack(board, pynq_env, bit, tmp_path, monkeypatch):
         module.on_download = board.reset
         monkeypatch.setitem(sys.modules, "pynq", module)
         backend = BoardBackend(pynq_env, bitstream=bit[0], expected=bit[1], mem_path=str(board.path),
-                               lock_path=tmp_path / "lock", timeout_s=5.0)
+                               lock_path=tmp_path / "lock", timeout_s=5.0, coherent=coherent)
         rt = Runtime(backend, env=pynq_env, insn_capacity=256, uop_capacity=256)
         made.append(rt)
         return rt, module

@@ -62,3 +62,15 @@ def test_alloc_skips_blocks_placed_at_fixed_addresses():
     d.alloc_at(0x4000, 4096)
     b = d.alloc(4096)  # the freed slot is now covered: not reused
     assert b.phys_addr == 0x5000
+
+
+def test_a_window_with_its_own_storage():
+    backing = np.full(3 * 4096, 0xAB, np.uint8)
+    d = Dram(0x10000, 0x13000, storage=lambda phys, n: backing[phys - 0x10000:phys - 0x10000 + n])
+    a = d.alloc(5000)
+    assert a.phys_addr == 0x10000 and np.shares_memory(a.data, backing) and not a.data.any()  # zero-filled
+    with pytest.raises(BackendError, match=r"^DRAM exhausted: cannot place 8192 more bytes between 0x10000 and "
+                       r"0x13000$"):
+        d.alloc(8192)
+    with pytest.raises(BackendError, match=r"must be page-aligned, start above page 0"):
+        Dram(0, 0x1000)
