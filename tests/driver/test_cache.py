@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 
 from benchmarks.runtime_overhead import H, W, build_conv_tile
+from tests.driver.fake_pynq import FakePynq
 from vta.driver.buffers import CACHE_LINE
 from vta.errors import BackendError
 from vta.isa import MEM_UOP, OP_LOAD, DecodedStream
 from vta.runtime import Runtime
-
-from tests.driver.fake_pynq import FakePynq
 
 
 def _lines(nbytes: int) -> int:
