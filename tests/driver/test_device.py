@@ -49,8 +49,8 @@ def test_hang_times_out_within_deadline_and_recovers(device, board, vector, capl
     levels = [(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records]
     assert levels[0][0] == "WARNING" and "did not finish within 0.2 s" in caplog.records[0].getMessage()
     assert [level for level, _ in levels].count("WARNING") == 1
-    assert levels[-1] == ("INFO", f"VTA device {board.path} recovered (VTA run of {vector.insn_count} "
-                                  f"instruction(s) at 0x{vector.insn_phys:x} on {board.path} did not finish within 0.2 s")
+    run = f"VTA run of {vector.insn_count} instruction(s) at 0x{vector.insn_phys:x} on {board.path}"
+    assert levels[-1] == ("INFO", f"VTA device {board.path} recovered ({run} did not finish within 0.2 s")
     _ok(device, vector)
 
 
