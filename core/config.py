@@ -16,7 +16,7 @@ from typing import Any
 
 from vta.errors import ConfigError
 
-__all__ = ["HW_VERSIONS", "TARGETS", "Environment", "cache_dir", "default_config_path", "get_env", "load_config"]
+__all__ = ["HW_VERSIONS", "TARGETS", "Environment", "cache_dir", "config_source", "default_config_path", "get_env", "load_config"]
 
 TARGETS = ("sim", "pynq", "ultra96", "zcu104", "de10nano", "intelfocl", "tsim")
 HW_VERSIONS = ("0.0.1", "0.0.2")
@@ -310,3 +310,15 @@ def get_env() -> Environment:
         _DEFAULT.append(load_config(os.environ.get("VTA_CONFIG"), os.environ.get("VTA_TARGET")))
     return _DEFAULT[0]
 
+
+
+def config_source(path: str | os.PathLike[str] | None = None) -> str:
+    """Where the active configuration comes from, in words (for ``vta info``)."""
+    if path is not None:
+        return f"{path} (--config)"
+    if _STACK:
+        return "set by the program (an Environment used as a context manager)"
+    file = os.environ.get("VTA_CONFIG")
+    text = f"{file} (from VTA_CONFIG)" if file else f"{default_config_path()} (the bundled default; VTA_CONFIG unset)"
+    target = os.environ.get("VTA_TARGET")
+    return text + (f", TARGET={target} from VTA_TARGET" if target else "")
