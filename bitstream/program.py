@@ -64,7 +64,7 @@ def program(path: str | os.PathLike[str] | None = None, env: Environment | None 
         if e.name == "pynq":
             raise BitstreamError(
                 f"programming the FPGA needs the pynq library, which is not installed in {sys.executable}: "
-                "run this on a Pynq board with pynq-vta installed as `pip install 'pynq-vta[board]'`"
+                "run this on a Pynq board, with pynq-vta installed there by `pip install \".[board]\"` in its checkout"
             ) from None
         raise BitstreamError(f"the pynq library is installed but cannot be imported ({e}); "
                              "programming the FPGA needs a Pynq board") from e

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -105,14 +106,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         add_arguments(p)
     p.set_defaults(func=_cmd_demo)
     for name in PLUGINS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            continue
-        module.register(sub)
+        if _plugin_exists(name):
+            importlib.import_module(name).register(sub)
     return parser
+
+
+def _plugin_exists(name: str) -> bool:
+    """Whether a plugin's module file exists, found without importing its package (which may be heavy)."""
+    parent, _, leaf = name.rpartition(".")
+    spec = importlib.util.find_spec(parent)
+    return spec is not None and any((Path(d) / f"{leaf}.py").is_file() for d in spec.submodule_search_locations or ())
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -137,7 +140,7 @@ def _os_error_text(e: OSError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(_command_of(argv))
+    parser = build_parser(_command_of(argv) or "")
     args = parser.parse_args(argv)
     name = _command_name(parser, args)
     try:

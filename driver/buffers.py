@@ -73,8 +73,8 @@ class PynqAllocator:
         try:
             import pynq
         except ImportError as e:
-            raise DeviceError("board buffers need the pynq package (pip install 'pynq-vta[board]' on the "
-                              "board image)") from e
+            raise DeviceError('board buffers need the pynq package: on the board, pip install ".[board]" in the '
+                              "pynq-vta checkout (the Pynq image usually has pynq already)") from e
         self._allocate = pynq.allocate
 
     def alloc(self, nbytes: int) -> DmaBuffer:

@@ -11,8 +11,8 @@ from vta.errors import BitstreamError, BitstreamMismatch
 def test_without_pynq_the_error_says_a_board_is_needed(monkeypatch, pynq_env):
     monkeypatch.setitem(sys.modules, "pynq", None)  # import pynq fails, installed or not
     with pytest.raises(BitstreamError, match=r"^programming the FPGA needs the pynq library, which is not "
-                       r"installed in .*: run this on a Pynq board with pynq-vta installed as "
-                       r"`pip install 'pynq-vta\[board\]'`$"):
+                       r"installed in .*: run this on a Pynq board, with pynq-vta installed there by "
+                       r"`pip install \"\.\[board\]\"` in its checkout$"):
         program(env=pynq_env)
 
 
