@@ -16,7 +16,8 @@ from typing import Any
 
 from vta.errors import ConfigError
 
-__all__ = ["HW_VERSIONS", "TARGETS", "Environment", "cache_dir", "config_source", "default_config_path", "get_env", "load_config"]
+__all__ = ["HW_VERSIONS", "TARGETS", "Environment", "cache_dir", "config_source", "default_config_path", "get_env",
+           "load_config"]
 
 TARGETS = ("sim", "pynq", "ultra96", "zcu104", "de10nano", "intelfocl", "tsim")
 HW_VERSIONS = ("0.0.1", "0.0.2")

@@ -78,7 +78,8 @@ class DmaTemplate:
         value, self.cond = store.value, None
         if isinstance(value, Select):
             if not (isinstance(value.false_value, Const) and value.false_value.value == 0):
-                raise LoweringError(f"{self.where}: DMA padding is always 0 (LOAD inserts zeros only), got {value.false_value}")
+                raise LoweringError(f"{self.where}: DMA padding is always 0 (LOAD inserts zeros only), "
+                                    f"got {value.false_value}")
             self.cond, value = _atoms(value.cond), value.true_value
         src = value.value if isinstance(value, Cast) else value
         if not isinstance(src, BufferLoad):

@@ -60,7 +60,8 @@ def _check_operand(op: str, operand: Tensor | int, a: Tensor) -> None:
     lo, hi = (0, _MAX_SHIFT) if op == "shr" else _IMM
     if not lo <= operand <= hi:
         raise ScheduleError(f"{op}: immediate {operand} is outside [{lo}, {hi}]"
-                            + (" (shift amounts every implementation agrees on)" if op == "shr" else " (16-bit ALU immediate)"))
+                            + (" (shift amounts every implementation agrees on)" if op == "shr"
+                               else " (16-bit ALU immediate)"))
 
 
 def alu_packed(a: Tensor, op: str, operand: Tensor | int, epilogue: Epilogue | None = None) -> AluTensors:

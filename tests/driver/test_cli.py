@@ -28,7 +28,6 @@ def test_selftest_bad_memory_device(capsys, tmp_path):
 
 
 def test_board_backend_over_the_emulator(board):
-    pytest.importorskip("vta.runtime.backend", reason="runtime backend interface not written yet")
     from vta.runtime.backends.board import BoardBackend
 
     backend = BoardBackend(emulator=board)
