@@ -57,6 +57,14 @@ def compare_golden(vector, run) -> tuple[list[str], str | None]:
     return checked, None
 
 
+def _write(path: str, what: str, write) -> None:
+    """Run ``write``; an OSError (disk full, device) becomes a VTAError naming the option and the file."""
+    try:
+        write()
+    except OSError as e:
+        raise VTAError(f"{what} {path!r}: cannot write the file: {e.strerror or e}") from e
+
+
 def _image_change(vector, hw_run) -> str:
     """How the bitstream-faithful image differs from the reference execution of the same vector."""
     import numpy as np
@@ -95,9 +103,9 @@ def _run_vector(args: argparse.Namespace) -> int:
     else:
         run = run_vector(vector)
     if args.out:
-        run.mem.tofile(args.out)
+        _write(args.out, "--out", lambda: run.mem.tofile(args.out))
     if args.hw_exec:  # the golden files describe the reference execution, not the bitstream's
-        checked, mismatch, change = [], None, _image_change(vector, run)
+        checked, mismatch, change = [], None, None if run.error else _image_change(vector, run)
     else:
         (checked, mismatch), change = compare_golden(vector, run), None
     status = "mismatch" if mismatch else "refused" if run.error else "ok"
@@ -108,13 +116,15 @@ def _run_vector(args: argparse.Namespace) -> int:
     return EXIT_MISMATCH if mismatch else 1 if run.error else 0
 
 
-def _message(vector, run, checked: list[str], mismatch: str | None) -> str:
+def _message(vector, run, args, checked: list[str], mismatch: str | None) -> str:
     if mismatch:
         return mismatch
     what = str(run.error) if run.error else f"ran {vector.insn_count} instructions to FINISH"
-    agreed = f"; matches {', '.join(checked)}" if checked else "; no golden files to compare (mem_out.bin, " \
-                                                              "stats.json, expect.json)"
-    return what + agreed
+    if args.hw_exec:
+        return what + "; golden files not compared (they hold the reference execution, not the bitstream's)"
+    if checked:
+        return what + f"; matches {', '.join(checked)}"
+    return what + "; no golden files to compare (mem_out.bin, stats.json, expect.json)"
 
 
 def _print_json(vector, run, args, status, checked, mismatch, change) -> None:
@@ -122,7 +132,7 @@ def _print_json(vector, run, args, status, checked, mismatch, change) -> None:
     print(json.dumps({
         "status": status,
         "error_class": run.error.error_class if run.error else None,
-        "message": _message(vector, run, checked, mismatch),
+        "message": _message(vector, run, args, checked, mismatch),
         "checked": checked,
         "counters": result.counters if result else None,
         "timing": result.timing.as_dict() if result else None,
@@ -133,7 +143,7 @@ def _print_json(vector, run, args, status, checked, mismatch, change) -> None:
 
 
 def _print_text(vector, run, args, checked, mismatch, change) -> None:
-    message = _message(vector, run, checked, mismatch)
+    message = _message(vector, run, args, checked, mismatch)
     print(f"mismatch: {message}" if mismatch else f"refused: {message}" if run.error else f"ok: {message}")
     result = run.result
     if result is None:
@@ -187,9 +197,9 @@ def _trace(args: argparse.Namespace) -> int:
         check_output_path(args.png, "--png", suffix=".png")
     timing = estimate(load_vector(args.dir).insn_bytes())
     if args.json:
-        write_json(timing, args.json)
+        _write(args.json, "--json", lambda: write_json(timing, args.json))
     if args.png:
-        write_png(timing, args.png)
+        _write(args.png, "--png", lambda: write_png(timing, args.png))
     print(f"modeled: {timing.cycles} cycles = {timing.seconds * 1e3:.3f} ms at {timing.clock_mhz:g} MHz, "
           f"{timing.gops:.2f} GOPS, GEMM utilization {timing.utilization:.1%}")
     print(f"  {'module':8s} {'busy':>10s} {'token wait':>10s} {'starved':>10s} {'idle':>10s}")

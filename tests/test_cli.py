@@ -1,9 +1,13 @@
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 
-from vta.cli import main
+from vta.cli import EXIT_BROKEN_PIPE, main
+from vta.disasm import MAX_STREAM_BYTES
+from vta.sim.vector import load_vector
 
 
 def test_info_json(capsys):
@@ -56,3 +60,203 @@ def test_unknown_command_exits_with_usage():
     with pytest.raises(SystemExit) as e:
         main(["frobnicate"])
     assert e.value.code == 2
+
+
+# --- issue 11: golden comparison, one error handler, honest output ------------------------------------------------
+
+
+def _copy(vectors_dir, name, tmp_path):
+    dst = tmp_path / name.replace("/", "_")
+    shutil.copytree(vectors_dir / name, dst)
+    return dst
+
+
+def test_run_vector_reports_first_differing_byte(vectors_dir, tmp_path, capsys):
+    d = _copy(vectors_dir, "random/rand_001", tmp_path)
+    good = (d / "mem_out.bin").read_bytes()
+    (d / "mem_out.bin").write_bytes(b"\xab" * len(good))
+    assert main(["sim", "run-vector", str(d)]) == 3
+    at = next(i for i, b in enumerate(good) if b != 0xAB)
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"mismatch: mem_out.bin: {sum(b != 0xAB for b in good)} byte(s) differ; first at image offset {at} "
+        f"(address 0x{0x1000 + at:x}): expected 0xab, got 0x{good[at]:02x}")
+    assert main(["sim", "run-vector", str(d), "--json"]) == 3
+    res = json.loads(capsys.readouterr().out)
+    assert res["status"] == "mismatch" and res["checked"] == ["mem_out.bin"]
+
+
+def test_run_vector_reports_first_differing_counter(vectors_dir, tmp_path, capsys):
+    d = _copy(vectors_dir, "random/rand_001", tmp_path)
+    stats = json.loads((d / "stats.json").read_text())
+    (d / "stats.json").write_text(json.dumps({**stats, "gemm_counter": 7}))
+    assert main(["sim", "run-vector", str(d)]) == 3
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"mismatch: stats.json: counter gemm_counter: expected 7, got {stats['gemm_counter']}")
+
+
+def test_run_vector_checks_expected_refusal(vectors_dir, tmp_path, capsys):
+    d = _copy(vectors_dir, "negative/neg_race_0", tmp_path)
+    assert main(["sim", "run-vector", str(d)]) == 1
+    assert capsys.readouterr().out.endswith("; matches expect.json\n")
+    (d / "expect.json").write_text(json.dumps({"class": "deadlock"}))
+    assert main(["sim", "run-vector", str(d)]) == 3
+    assert capsys.readouterr().out == ("mismatch: expect.json: the program must be refused with class 'deadlock', "
+                                       "but it was refused with 'race'\n")
+    ok = _copy(vectors_dir, "random/rand_001", tmp_path)
+    (ok / "expect.json").write_text(json.dumps({"class": "race"}))
+    assert main(["sim", "run-vector", str(ok), "--json"]) == 3
+    assert json.loads(capsys.readouterr().out)["message"] == ("expect.json: the program must be refused with class "
+                                                              "'race', but it ran to FINISH")
+
+
+def test_run_vector_without_golden_files_says_so(vectors_dir, tmp_path, capsys):
+    d = _copy(vectors_dir, "random/rand_001", tmp_path)
+    (d / "mem_out.bin").unlink()
+    (d / "stats.json").unlink()
+    assert main(["sim", "run-vector", str(d)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == ("ok: ran 22 instructions to FINISH; no golden files to compare "
+                                                       "(mem_out.bin, stats.json, expect.json)")
+
+
+def test_timing_only_says_no_checks_ran(vectors_dir, capsys):
+    d = vectors_dir / "random/rand_001"
+    assert main(["sim", "run-vector", str(d), "--timing-only", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["status"] == "timing-only" and res["checked"] == [] and res["counters"] is None
+    assert "no race, bounds, uninitialised-SRAM or golden-output checks ran" in res["message"]
+    assert main(["sim", "run-vector", str(d), "--timing-only"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("timing only: nothing executed;") and "ok" not in out.split()
+
+
+def test_fidelity_and_hw_exec_say_what_happened(vectors_dir, capsys):
+    conv = vectors_dir / "conv/conv_56_64_64_k3_s1"
+    assert main(["sim", "run-vector", str(conv), "--fidelity", "pynq"]) == 0
+    assert "  pynq fidelity: no divergences (the Pynq bitstream executes this program as the reference)\n" in \
+        capsys.readouterr().out
+    assert main(["sim", "run-vector", str(conv), "--hw-exec"]) == 1
+    assert capsys.readouterr().err == ("vta sim run-vector: error: --hw-exec executes as the Pynq bitstream does and "
+                                       "needs --fidelity pynq\n")
+    rand = vectors_dir / "random/rand_001"
+    assert main(["sim", "run-vector", str(rand), "--fidelity", "pynq", "--hw-exec"]) == 0
+    out = capsys.readouterr().out
+    assert "golden files not compared" in out.splitlines()[0]
+    assert ("  hw-exec: executed as the Pynq bitstream does; the image changed: 288 byte(s) differ from the reference "
+            "execution, first at image offset 8448 (address 0x3100): reference 0x00, hw-exec 0x30\n") in out
+    assert main(["sim", "run-vector", str(conv), "--fidelity", "pynq", "--hw-exec", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["hw_exec"] == "the image is identical to the reference execution's"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["sim", "run-vector", "{v}", "--out", "{t}/no/such/dir/m.bin"],
+     "vta sim run-vector: error: --out '{t}/no/such/dir/m.bin': the folder '{t}/no/such/dir' does not exist"),
+    (["sim", "run-vector", "{v}", "--out", "{t}"], "vta sim run-vector: error: --out '{t}' is a folder, not a file"),
+    (["sim", "run-vector", "{v}", "--timing-only", "--out", "{t}/m.bin"],
+     "vta sim run-vector: error: --out writes the image after the run, but --timing-only runs nothing"),
+    (["sim", "trace", "{v}", "--json", "{t}/nope/t.json"],
+     "vta sim trace: error: --json '{t}/nope/t.json': the folder '{t}/nope' does not exist"),
+    (["sim", "trace", "{v}", "--png", "{t}/nope/t.png"],
+     "vta sim trace: error: --png '{t}/nope/t.png': the folder '{t}/nope' does not exist"),
+    (["sim", "trace", "{v}", "--png", "{t}/x.xyz"],
+     "vta sim trace: error: --png '{t}/x.xyz': the file name must end in .png"),
+])
+def test_bad_output_paths_are_refused_before_work(vectors_dir, tmp_path, capsys, argv, message):
+    fill = {"v": str(vectors_dir / "random/rand_001"), "t": str(tmp_path)}
+    assert main([a.format(**fill) for a in argv]) == 1
+    assert capsys.readouterr() == ("", message.format(**fill) + "\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_errors_name_the_file(vectors_dir, capsys):
+    assert main(["sim", "run-vector", str(vectors_dir / "random/rand_001"), "--out", "/dev/full"]) == 1
+    assert capsys.readouterr().err == ("vta sim run-vector: error: --out '/dev/full': cannot write the file: 12288 "
+                                       "requested and 0 written\n")
+    assert main(["sim", "trace", str(vectors_dir / "random/rand_001"), "--json", "/dev/full"]) == 1
+    assert capsys.readouterr().err == ("vta sim trace: error: --json '/dev/full': cannot write the file: No space "
+                                       "left on device\n")
+
+
+def test_other_os_errors_become_one_line(vectors_dir, capsys, monkeypatch):
+    """The one handler in vta.cli: an OSError no subcommand anticipated is one line naming the file, exit 1."""
+    import vta.sim.vector
+
+    def unreadable(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(vta.sim.vector, "load_vector", unreadable)
+    assert main(["sim", "trace", "/some/vector"]) == 1
+    assert capsys.readouterr() == ("", "vta sim trace: error: /some/vector: Permission denied\n")
+
+
+def test_broken_pipe_exits_quietly(vectors_dir):
+    r = subprocess.run(["bash", "-c", "set -o pipefail; \"$0\" -m vta.cli disasm \"$1\" --uops | head -1; "
+                        "echo \"rc=$?\"", sys.executable, str(vectors_dir / "conv/conv_56_64_64_k3_s1")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.stdout.splitlines() == ["     0  compute  LOAD   UOP      NOP [push_prev]", f"rc={EXIT_BROKEN_PIPE}"]
+    assert r.stderr == ""
+
+
+# --- disasm -----------------------------------------------------------------------------------------------------
+
+
+def test_disasm_reads_with_a_bound(tmp_path, capsys):
+    assert main(["disasm", "/dev/zero"]) == 1
+    assert capsys.readouterr().err == (f"vta disasm: error: /dev/zero: more than {MAX_STREAM_BYTES} bytes "
+                                       f"({MAX_STREAM_BYTES >> 20} MiB, {MAX_STREAM_BYTES // 16} instructions), "
+                                       "the limit for an instruction file\n")
+    assert main(["disasm", str(tmp_path / "missing.bin")]) == 1
+    assert capsys.readouterr().err == (f"vta disasm: error: cannot read instruction file "
+                                       f"'{tmp_path / 'missing.bin'}': No such file or directory\n")
+    assert main(["disasm", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (f"vta disasm: error: {tmp_path}: a folder that is not a vector directory (it "
+                                       "needs meta.json and mem_in.bin)\n")
+
+
+def test_disasm_refuses_data_that_is_not_a_stream(vectors_dir, tmp_path, capsys):
+    data = tmp_path / "data.bin"
+    data.write_bytes((vectors_dir / "random/rand_001/mem_in.bin").read_bytes()[:4096])
+    assert main(["disasm", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"vta disasm: error: {data} does not look like an instruction stream: ")
+    assert "instructions have an undefined opcode (first: instruction 0, opcode 6;" in err
+    assert err.endswith("the last instruction (255) is not FINISH (--force lists it anyway)\n")
+    assert main(["disasm", str(data), "--force"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 256
+    stream = tmp_path / "s.bin"
+    v = load_vector(vectors_dir / "random/rand_001")
+    stream.write_bytes(v.insn_bytes())
+    assert main(["disasm", str(stream)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 22
+    assert main(["disasm", str(stream), "--uops"]) == 1
+    assert "--uops needs a vector directory" in capsys.readouterr().err
+    (tmp_path / "e.bin").write_bytes(b"")
+    assert main(["disasm", str(tmp_path / "e.bin")]) == 1
+    assert "does not look like an instruction stream: it holds no instructions" in capsys.readouterr().err
+
+
+def test_disasm_uops_of_every_vector(vectors_dir, capsys):
+    """Micro-ops come from the stream's LOAD UOPs, whatever the vector calls its regions; gaps are explained."""
+    index = json.loads((vectors_dir / "index.json").read_text())
+    unexplained, gaps = [], {}
+    for entries in index.values():
+        for e in entries:
+            assert main(["disasm", str(vectors_dir / e["path"]), "--uops"]) == 0
+            lines = capsys.readouterr().out.splitlines()
+            for i, ln in enumerate(lines):
+                listed = i + 1 < len(lines) and lines[i + 1].startswith(" " * 17)
+                if (" GEMM " in ln or " ALU " in ln) and not listed:
+                    unexplained.append((e["path"], ln))
+            gaps[e["path"]] = [ln.strip() for ln in lines if "not listed" in ln]
+    assert unexplained == []
+    assert gaps["negative/neg_race_0"] == []
+    assert gaps["negative/neg_sram_oob_7"] == ["(micro-ops [8191,8200) not listed: the uop SRAM has 8192 entries)"]
+    assert gaps["negative/neg_early_finish_1"] == [
+        "(micro-ops [0,1) not listed: no earlier LOAD UOP in this stream filled them)"]
+    assert sum(map(len, gaps.values())) <= 8
+
+
+def test_disasm_uops_with_padded_uop_loads(vectors_dir, capsys):
+    """rand_003 loads micro-ops with padding: the zero pad entries and the DRAM words land where the SRAM has them."""
+    assert main(["disasm", str(vectors_dir / "random/rand_003"), "--uops"]) == 0
+    out = capsys.readouterr().out
+    assert "not listed" not in out and "uop 6119: dst" in out

@@ -38,7 +38,8 @@ def test_verify_mismatch_exits_1(capsys, vta_cache, pynq_env):
     path.write_bytes(make_bit())
     with pynq_env:
         assert main(["bitstream", "verify"]) == 1
-    assert capsys.readouterr().err.startswith(f"vta bitstream verify: error: {path}: size mismatch: the file has 1131 bytes")
+    assert capsys.readouterr().err.startswith(f"vta bitstream verify: error: {path}: size mismatch: the file has "
+                                              "1131 bytes")
 
 
 def test_fetch_checksum_mismatch_exits_1(capsys, vta_cache, served, pynq_env):

@@ -64,7 +64,8 @@ def test_stages_are_in_place_alu_kernels_in_the_accumulator():
 @pytest.mark.parametrize(("call", "message"), [
     (lambda x, y: alu_packed(x, "sub", y), r"^alu: unknown op 'sub'; allowed: add, min, max, shr$"),
     (lambda x, y: alu_packed(x, "shr", y), r"^shr: shift by a tensor is not portable"),
-    (lambda x, y: alu_packed(x, "shr", 16), r"^shr: immediate 16 is outside \[0, 15\] \(shift amounts every implementation agrees on"),
+    (lambda x, y: alu_packed(x, "shr", 16),
+     r"^shr: immediate 16 is outside \[0, 15\] \(shift amounts every implementation agrees on"),
     (lambda x, y: alu_packed(x, "add", 40000), r"^add: immediate 40000 is outside \[-32768, 32767\] \(16-bit ALU "),
     (lambda x, y: alu_packed(x, "add", 1.5), r"^add: operand 1.5 must be a tensor or an integer immediate$"),
     (lambda x, y: alu_packed(x, "add", te.placeholder((1, 3, 1, 16), "int32", "z")),

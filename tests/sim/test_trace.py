@@ -123,8 +123,8 @@ def test_png_without_matplotlib_names_the_extra(timing, tmp_path, monkeypatch):
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(MissingExtraError, match=r'^PNG timelines need matplotlib: pip install "\.\[plot\]" in the pynq-vta '
-                       r"checkout \(or pip install matplotlib\)$"):
+    with pytest.raises(MissingExtraError, match=r'^PNG timelines need matplotlib: pip install "\.\[plot\]" in the '
+                       r"pynq-vta checkout \(or pip install matplotlib\)$"):
         write_png(timing, tmp_path / "t.png")
 
 
