@@ -2,6 +2,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -260,3 +261,110 @@ def test_disasm_uops_with_padded_uop_loads(vectors_dir, capsys):
     assert main(["disasm", str(vectors_dir / "random/rand_003"), "--uops"]) == 0
     out = capsys.readouterr().out
     assert "not listed" not in out and "uop 6119: dst" in out
+
+
+# --- bitstream files from any target --------------------------------------------------------------------------------
+
+
+def test_bitstream_verify_a_missing_file_says_missing(tmp_path, capsys):
+    assert main(["bitstream", "verify", str(tmp_path / "nope.bit")]) == 1
+    assert capsys.readouterr().err == f"vta bitstream verify: error: {tmp_path / 'nope.bit'} does not exist\n"
+    assert main(["bitstream", "verify", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == f"vta bitstream verify: error: {tmp_path} is a folder, not a file\n"
+
+
+def test_bitstream_verify_works_from_the_sim_target(tmp_path, capsys):
+    from tests.bitstream.synth import make_bit
+    from vta.config import load_config
+
+    sim_user = load_config(target="sim").replace(LOG_BATCH=1)  # never released: name and header checks only
+    path = tmp_path / f"{sim_user.BITSTREAM}.bit"
+    path.write_bytes(make_bit())
+    with sim_user:
+        assert main(["bitstream", "verify", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "(TARGET=sim has no FPGA bitstream: checked against the same configuration with TARGET=pynq)"
+    assert out[1] == f"ok: {path} is a user build (this configuration was never released)"
+    released = tmp_path / "1x16_i8w8a32_15_15_18_17.bit"
+    released.write_bytes(make_bit())
+    assert main(["bitstream", "verify", str(released)]) == 1
+    assert f"{released}: size mismatch: the file has 1131 bytes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://example.org/x", "http://"])
+def test_bitstream_fetch_refuses_a_bad_url(url, capsys):
+    assert main(["bitstream", "fetch", "--url", url]) == 1
+    assert capsys.readouterr() == ("", f"vta bitstream fetch: error: --url {url!r} is not an http:// or https:// URL "
+                                       "with a host\n")
+
+
+def test_bitstream_fetch_default_timeout_in_help_is_the_store_default(capsys):
+    from vta.bitstream.store import DEFAULT_TIMEOUT_S
+
+    with pytest.raises(SystemExit):
+        main(["bitstream", "fetch", "--help"])
+    assert f"(default {DEFAULT_TIMEOUT_S:g})" in " ".join(capsys.readouterr().out.split())
+
+
+# --- configuration -----------------------------------------------------------------------------------------------
+
+
+def test_info_names_the_active_configuration(monkeypatch, tmp_path, capsys):
+    from vta.config import default_config_path
+
+    assert main(["info"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"configuration: {default_config_path()} (the bundled default; VTA_CONFIG unset)"
+    assert "VTA_CONFIG=/path/to/config.json" in lines[1] and "VTA_CACHE_PATH" in lines[1]
+    cfg = tmp_path / "c.json"
+    cfg.write_text(default_config_path().read_text())
+    assert main(["info", "--config", str(cfg), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["config_source"] == f"{cfg} (--config)"
+    monkeypatch.setenv("VTA_CONFIG", str(cfg))
+    monkeypatch.setenv("VTA_TARGET", "pynq")
+    monkeypatch.setattr("vta.config._DEFAULT", [])
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"configuration: {cfg} (from VTA_CONFIG), TARGET=pynq from VTA_TARGET\n")
+    assert "\nTARGET " in out and out.split("\nTARGET", 1)[1].split()[0] == "pynq"
+
+
+# --- what the command line imports and cites -------------------------------------------------------------------------
+
+
+def test_help_imports_nothing_heavy():
+    code = ("import sys\nfrom vta.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'numpy' or m.startswith(('vta.compiler', "
+            "'vta.sim.', 'vta.runtime', 'vta.demo', 'vta.isa')))\nprint(heavy, file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr.strip().splitlines()[-1] == "['vta.sim.cli']"
+    assert "demo" in r.stdout and "run-vector" not in r.stdout
+
+
+def _message_strings(path):
+    """String constants of a module that are not docstrings: what it can print or raise."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    return [(n.lineno, n.value) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DIRS = ("core", "sim", "runtime", "driver", "bitstream", "compiler")
+
+
+def test_messages_state_rules_not_spec_sections():
+    cited = [f"{p.relative_to(ROOT)}:{line}" for d in PACKAGE_DIRS for p in sorted((ROOT / d).rglob("*.py"))
+             for line, text in _message_strings(p) if "§" in text]
+    assert cited == []
+
+
+def test_no_install_advice_for_a_package_not_on_the_index():
+    files = [p for d in PACKAGE_DIRS for p in (ROOT / d).rglob("*.py")] + [ROOT / "README.md",
+                                                                          *(ROOT / "docs").glob("*.md")]
+    advice = [str(p.relative_to(ROOT)) for p in files if "pynq-vta[" in p.read_text()]
+    assert advice == []
