@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -368,3 +369,20 @@ def test_no_install_advice_for_a_package_not_on_the_index():
                                                                           *(ROOT / "docs").glob("*.md")]
     advice = [str(p.relative_to(ROOT)) for p in files if "pynq-vta[" in p.read_text()]
     assert advice == []
+
+
+# --- the golden vectors are required --------------------------------------------------------------------------------
+
+
+def test_suite_fails_without_the_golden_vectors(tmp_path):
+    """Issue 11 item 9: without the vectors the tests that need them fail, naming where they are expected."""
+    env = {**os.environ, "VTA_VECTORS": str(tmp_path / "nowhere")}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                        "tests/test_cli.py::test_run_vector_json_ok_and_refused",
+                        "tests/conformance/test_vectors.py::test_index_covers_all_sets"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stdout[-2000:]
+    assert f"golden vectors: {tmp_path / 'nowhere'} (VTA_VECTORS) -- MISSING" in r.stdout
+    assert (f"golden vectors not found: expected {tmp_path / 'nowhere'}/index.json (VTA_VECTORS); place the "
+            "shared/ folder beside the checkout or set VTA_VECTORS to the vectors folder") in r.stdout
+    assert "2 errors" in r.stdout and "skipped" not in r.stdout
