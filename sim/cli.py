@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from vta.errors import VTAError
 
@@ -103,7 +104,7 @@ def _run_vector(args: argparse.Namespace) -> int:
     else:
         run = run_vector(vector)
     if args.out:
-        _write(args.out, "--out", lambda: run.mem.tofile(args.out))
+        _write(args.out, "--out", lambda: Path(args.out).write_bytes(run.mem.tobytes()))
     if args.hw_exec:  # the golden files describe the reference execution, not the bitstream's
         checked, mismatch, change = [], None, None if run.error else _image_change(vector, run)
     else:
