@@ -50,7 +50,7 @@ def check_output_path(path: str | os.PathLike[str], what: str, suffix: str | Non
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from vta.config import config_source, get_env, load_config
+    from vta.config import cache_dir, config_source, get_env, load_config
 
     env = load_config(args.config) if args.config else get_env()
     source = config_source(args.config)
@@ -60,7 +60,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         return 0
     print(f"configuration: {source}")
     print("change it with VTA_CONFIG=/path/to/config.json or VTA_TARGET=sim|pynq (see `Configuration` in the "
-          "README); bitstream cache: VTA_CACHE_PATH")
+          "README)")
+    print(f"bitstream cache: {cache_dir()} (VTA_CACHE_PATH)")
     width = max(map(len, info))
     for key, value in info.items():
         print(f"{key:<{width}}  {value}")

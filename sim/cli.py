@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vta.errors import VTAError
+
+if TYPE_CHECKING:
+    from vta.sim.vector import Vector, VectorRun
 
 __all__ = ["EXIT_MISMATCH", "compare_golden", "register"]
 
 EXIT_MISMATCH = 3  # ran (or was refused) but differs from the vector's golden files
 
 
-def compare_golden(vector, run) -> tuple[list[str], str | None]:
+def compare_golden(vector: Vector, run: VectorRun) -> tuple[list[str], str | None]:
     """(golden files compared, first mismatch or None) for a run of ``vector``.
 
     expect.json names the refusal class the program must get; mem_out.bin is the image after the
@@ -36,6 +41,11 @@ def compare_golden(vector, run) -> tuple[list[str], str | None]:
             return checked, (f"expect.json: the program must be refused with class {want!r}, "
                              + (f"but it was refused with {got!r}" if got else "but it ran to FINISH"))
     if run.error is not None:
+        ran = [name for name, there in (("mem_out.bin", vector.mem_out), ("stats.json", vector.stats))
+               if there is not None]
+        if ran:
+            return checked + ran, (f"refused ({run.error}), but the vector has "
+                                   f"{' and '.join(ran)}: the reference ran the program")
         return checked, None
     if vector.mem_out is not None:
         checked.append("mem_out.bin")
@@ -58,7 +68,7 @@ def compare_golden(vector, run) -> tuple[list[str], str | None]:
     return checked, None
 
 
-def _write(path: str, what: str, write) -> None:
+def _write(path: str, what: str, write: Callable[[], object]) -> None:
     """Run ``write``; an OSError (disk full, device) becomes a VTAError naming the option and the file."""
     try:
         write()
@@ -66,7 +76,7 @@ def _write(path: str, what: str, write) -> None:
         raise VTAError(f"{what} {path!r}: cannot write the file: {e.strerror or e}") from e
 
 
-def _image_change(vector, hw_run) -> str:
+def _image_change(vector: Vector, hw_run: VectorRun) -> str:
     """How the bitstream-faithful image differs from the reference execution of the same vector."""
     import numpy as np
 

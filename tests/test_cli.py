@@ -316,7 +316,7 @@ def test_info_names_the_active_configuration(monkeypatch, tmp_path, capsys):
     assert main(["info"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"configuration: {default_config_path()} (the bundled default; VTA_CONFIG unset)"
-    assert "VTA_CONFIG=/path/to/config.json" in lines[1] and "VTA_CACHE_PATH" in lines[1]
+    assert "VTA_CONFIG=/path/to/config.json" in lines[1] and lines[2].endswith(" (VTA_CACHE_PATH)")
     cfg = tmp_path / "c.json"
     cfg.write_text(default_config_path().read_text())
     assert main(["info", "--config", str(cfg), "--json"]) == 0
@@ -335,10 +335,11 @@ def test_info_names_the_active_configuration(monkeypatch, tmp_path, capsys):
 
 def test_help_imports_nothing_heavy():
     code = ("import sys\nfrom vta.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'numpy' or m.startswith(('vta.compiler', "
-            "'vta.sim.', 'vta.runtime', 'vta.demo', 'vta.isa')))\nprint(heavy, file=sys.stderr)")
+            "heavy = sorted(m for m in sys.modules if not m.endswith('.cli') and (m.split('.')[0] == 'numpy' or "
+            "m.startswith(('vta.compiler', 'vta.sim.', 'vta.runtime', 'vta.demo', 'vta.isa', 'vta.driver.'))))\n"
+            "print(heavy, file=sys.stderr)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0 and r.stderr.strip().splitlines()[-1] == "['vta.sim.cli']"
+    assert r.returncode == 0 and r.stderr.strip().splitlines()[-1] == "['vta.driver.lock']"
     assert "demo" in r.stdout and "run-vector" not in r.stdout
 
 
@@ -386,3 +387,15 @@ def test_suite_fails_without_the_golden_vectors(tmp_path):
     assert (f"golden vectors not found: expected {tmp_path / 'nowhere'}/index.json (VTA_VECTORS); place the "
             "shared/ folder beside the checkout or set VTA_VECTORS to the vectors folder") in r.stdout
     assert "2 errors" in r.stdout and "skipped" not in r.stdout
+
+
+def test_run_vector_refused_where_the_reference_ran(vectors_dir, tmp_path, capsys):
+    """A vector with mem_out.bin whose program is refused disagrees with its golden files: exit 3, not 1."""
+    d = _copy(vectors_dir, "negative/neg_race_0", tmp_path)
+    (d / "expect.json").unlink()
+    (d / "mem_out.bin").write_bytes((d / "mem_in.bin").read_bytes())
+    assert main(["sim", "run-vector", str(d), "--json"]) == 3
+    res = json.loads(capsys.readouterr().out)
+    assert res["status"] == "mismatch" and res["checked"] == ["mem_out.bin"]
+    assert res["message"].startswith("refused (race: instruction 1, store module:")
+    assert res["message"].endswith("but the vector has mem_out.bin: the reference ran the program")
