@@ -3,8 +3,34 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from vta.errors import BitstreamError
 
 __all__ = ["register"]
+
+# Shown in --help without importing the store (and http.client with it) to build the parser.
+_URL_HELP = "base URL of the distribution (default: the vta-distro bitstreams on GitHub)"
+
+
+def _file_env(path: str | None = None) -> tuple[object, str]:
+    """The configuration to check a file against, and a note when it is not the active one.
+
+    A target without FPGA bitstreams (sim, tsim) has the same hardware parameters as the board it
+    models, so a file is checked against that configuration with TARGET set to the board whose
+    file type it is (.rbf: de10nano, else pynq) instead of being refused.
+    """
+    from vta.bitstream.manifest import extension_for
+    from vta.config import get_env
+
+    env = get_env()
+    try:
+        extension_for(env.TARGET)
+    except BitstreamError:
+        board = "de10nano" if path is not None and Path(path).suffix == ".rbf" else "pynq"
+        return env.replace(TARGET=board), (f"(TARGET={env.TARGET} has no FPGA bitstream: checked against the same "
+                                           f"configuration with TARGET={board})")
+    return env, ""
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -27,7 +53,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from vta.bitstream.store import verify
 
-    v = verify(args.path)
+    if args.path is not None and not Path(args.path).is_file():
+        what = "is a folder, not a file" if Path(args.path).is_dir() else "does not exist"
+        raise BitstreamError(f"{args.path} {what}")
+    env, note = _file_env(args.path)
+    v = verify(args.path, env)
+    if note:
+        print(note)
     what = f"the release {v.record.key}" if v.record else "a user build (this configuration was never released)"
     print(f"ok: {v.path} is {what}")
     print(f"  {v.size} bytes, sha256 {v.sha256}")
@@ -38,9 +70,21 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from vta.bitstream.store import fetch
+    from urllib.parse import urlsplit
 
-    print(fetch(base_url=args.url, force=args.force, timeout=args.timeout))
+    from vta.bitstream.store import DEFAULT_TIMEOUT_S, DISTRO_URL, fetch
+
+    url = args.url or DISTRO_URL
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BitstreamError(f"--url {url!r} is not an http:// or https:// URL with a host")
+    timeout = DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
+    if not timeout > 0:
+        raise BitstreamError(f"--timeout {timeout:g}: must be more than 0 seconds")
+    env, note = _file_env()
+    if note:
+        print(note.replace("checked against", "fetching the release of"))
+    print(fetch(env, base_url=url, force=args.force, timeout=timeout))
     return 0
 
 
@@ -52,7 +96,6 @@ def _cmd_program(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from vta.bitstream.store import DEFAULT_TIMEOUT_S, DISTRO_URL
     from vta.driver.lock import DEFAULT_LOCK_PATH
 
     p = sub.add_parser("bitstream", help="released FPGA bitstreams: list them, verify a file, fetch into the cache")
@@ -63,10 +106,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("path", nargs="?", help="bitstream file (default: the cached one for the active configuration)")
     s.set_defaults(func=_cmd_verify)
     s = bsub.add_parser("fetch", help="download the active configuration's release into the cache, checksum-verified")
-    s.add_argument("--url", default=DISTRO_URL, help=f"base URL of the distribution (default {DISTRO_URL})")
+    s.add_argument("--url", help=_URL_HELP)
     s.add_argument("--force", action="store_true", help="download even if a verified copy is cached")
-    s.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
-                   help=f"seconds to wait for the server (default {DEFAULT_TIMEOUT_S:g})")
+    s.add_argument("--timeout", type=float, help="seconds to wait for the server (default 30)")
     s.set_defaults(func=_cmd_fetch)
     p = sub.add_parser("program", help="verify a bitstream and program the FPGA with it (needs a Pynq board)")
     p.add_argument("path", nargs="?", help="bitstream file (default: the cached one for the active configuration)")

@@ -57,7 +57,7 @@ def alu_operands(stage: Stage, what: str) -> tuple[str, TensorLoad, TensorLoad |
     if not isinstance(body, BinOp):
         raise fail(f"{body} is not one ALU operation")
     if body.op == "-":
-        raise fail(f"{body}: VTA's ALU has no SUB opcode (spec §2.7)")
+        raise fail(f"{body}: VTA's ALU has no SUB opcode (its operations are MIN, MAX, ADD, SHR, MUL)")
     if body.op not in ALU_OPS:
         raise fail(f"{body}: operator {body.op} has no ALU opcode; allowed: {', '.join(ALU_OPS)}")
     if body.op == "*" and get_env().TARGET not in _MUL_TARGETS:

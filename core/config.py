@@ -23,7 +23,8 @@ from vta.errors import ConfigError
 
 __all__ = [
     "BOARD_FPGA_TARGETS", "HW_VERSIONS", "TARGETS", "Environment", "TargetChoice", "cache_dir", "choose_target",
-    "default_config_path", "get_env", "load_config", "resolve_default", "sudo_user_cache_dir", "target_choice",
+    "config_source", "default_config_path", "get_env", "load_config", "resolve_default", "sudo_user_cache_dir",
+    "target_choice",
 ]
 
 logger = logging.getLogger(__name__)
@@ -406,3 +407,15 @@ def get_env() -> Environment:
     if _STACK:
         return _STACK[-1]
     return _default()[0]
+
+
+def config_source(path: str | os.PathLike[str] | None = None) -> str:
+    """Where the active configuration comes from, in words (for ``vta info``)."""
+    if path is not None:
+        return f"{path} (--config)"
+    if _STACK:
+        return "set by the program (an Environment used as a context manager)"
+    file = os.environ.get("VTA_CONFIG")
+    text = f"{file} (from VTA_CONFIG)" if file else f"{default_config_path()} (the bundled default; VTA_CONFIG unset)"
+    target = os.environ.get("VTA_TARGET")
+    return text + (f", TARGET={target} from VTA_TARGET" if target else "")

@@ -4,7 +4,7 @@ One track per module (fetch, load, compute, store), one slice per instruction, p
 "wait" slice wherever a module held a command but waited for a dependency token. Load and
 compute slices side by side are latency hiding at work; long waits show what to reorder.
 Open the JSON at https://ui.perfetto.dev or chrome://tracing. PNG output needs matplotlib
-(``pip install 'pynq-vta[plot]'``) and imports it only when asked.
+(``pip install ".[plot]"`` in the pynq-vta checkout) and imports it only when asked.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ _COLORS = {"LOAD": "#4c72b0", "GEMM": "#dd8452", "ALU": "#55a868", "STORE": "#c4
 
 class MissingExtraError(VTAError, ImportError):
     """An optional dependency (an extra of pynq-vta) is not installed."""
+
+    exit_code = 2
 
 
 def label(s: DecodedStream, i: int) -> str:
@@ -93,7 +95,8 @@ def write_png(t: Timing, path: str | Path, title: str = "") -> None:
         from matplotlib.figure import Figure
         from matplotlib.patches import Patch
     except ImportError as e:
-        raise MissingExtraError("PNG timelines need matplotlib: pip install 'pynq-vta[plot]'") from e
+        raise MissingExtraError('PNG timelines need matplotlib: pip install ".[plot]" in the pynq-vta checkout '
+                                '(or pip install matplotlib)') from e
     us = 1.0 / t.clock_mhz
     fig = Figure(figsize=(12, 3.2), dpi=110)
     FigureCanvasAgg(fig)

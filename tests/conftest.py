@@ -1,5 +1,9 @@
 """Shared fixtures: the golden-vector directory and a fresh simulated device; the ``board`` marker.
 
+The golden vectors are part of the contract, so a run without them fails (it does not skip):
+they are found at ``$VTA_VECTORS`` if set, else at ``shared/vectors`` in the nearest folder
+above the checkout that has one (CI places ``shared/`` beside the checkout).
+
 Tests marked ``board`` need a real Pynq board: they are skipped unless ``VTA_BOARD=1`` (CI
 deselects them with ``-m 'not board'``; on a board run ``VTA_BOARD=1 pytest -m board``).
 """
@@ -14,7 +18,26 @@ import pytest
 from vta.config import get_env
 from vta.sim.device import SimDevice
 
-VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors"
+
+def find_vectors() -> tuple[Path, str]:
+    """(where the golden vectors are, or are expected; how that place was chosen)."""
+    if os.environ.get("VTA_VECTORS"):
+        return Path(os.environ["VTA_VECTORS"]), "VTA_VECTORS"
+    checkout = Path(__file__).resolve().parents[1]
+    for folder in checkout.parents:
+        if (folder / "shared" / "vectors" / "index.json").exists():
+            return folder / "shared" / "vectors", f"shared/vectors above the checkout {checkout}"
+    return checkout.parent / "shared" / "vectors", f"shared/vectors beside the checkout {checkout}"
+
+
+VECTORS, VECTORS_CHOSEN_BY = find_vectors()
+MISSING_VECTORS = (f"golden vectors not found: expected {VECTORS}/index.json ({VECTORS_CHOSEN_BY}); place the "
+                   "shared/ folder beside the checkout or set VTA_VECTORS to the vectors folder")
+
+
+def pytest_report_header(config) -> str:
+    found = (VECTORS / "index.json").exists()
+    return f"golden vectors: {VECTORS} ({VECTORS_CHOSEN_BY})" + ("" if found else " -- MISSING")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -62,5 +85,5 @@ def board():
 @pytest.fixture(scope="session")
 def vectors_dir() -> Path:
     if not (VECTORS / "index.json").exists():
-        pytest.skip(f"golden vectors not found at {VECTORS} (CI places shared/ beside the checkout)")
+        pytest.fail(MISSING_VECTORS, pytrace=False)
     return VECTORS

@@ -144,8 +144,8 @@ def test_vta_info_says_which_target_and_why(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
-    first = done.stdout.splitlines()[0].split(None, 2)
-    assert first[:2] == ["TARGET", "sim"] and first[2].startswith("(no Pynq board was detected")
+    target = next(line for line in done.stdout.splitlines() if line.startswith("TARGET ")).split(None, 2)
+    assert target[:2] == ["TARGET", "sim"] and target[2].startswith("(no Pynq board was detected")
     assert "vta.config: TARGET sim: no Pynq board was detected" in done.stderr
 
 

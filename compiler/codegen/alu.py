@@ -93,7 +93,7 @@ class AluTemplate:
             raise LoweringError(f"{self.where}: immediate {imm} does not fit the 16-bit signed ALU immediate")
         if opcode == ALU_SHR and abs(imm) > _PORTABLE_SHIFT:
             warnings.warn(f"{self.where}: shift by {imm} is outside -{_PORTABLE_SHIFT}..{_PORTABLE_SHIFT}; the Pynq "
-                          "bitstream uses a 5-bit signed amount and computes something else (spec §3.11)",
+                          "bitstream uses a 5-bit signed amount and computes something else",
                           stacklevel=2)
         return self._kernel([dst, dst], ["acc"], gemm=False, opcode=opcode, use_imm=True, imm=imm)
 

@@ -78,7 +78,8 @@ class DmaTemplate:
         value, self.cond = store.value, None
         if isinstance(value, Select):
             if not (isinstance(value.false_value, Const) and value.false_value.value == 0):
-                raise LoweringError(f"{self.where}: DMA padding is always 0 (spec §3.2), got {value.false_value}")
+                raise LoweringError(f"{self.where}: DMA padding is always 0 (LOAD inserts zeros only), "
+                                    f"got {value.false_value}")
             self.cond, value = _atoms(value.cond), value.true_value
         src = value.value if isinstance(value, Cast) else value
         if not isinstance(src, BufferLoad):
@@ -95,7 +96,7 @@ class DmaTemplate:
         if not self.is_load and sram.scope != "local.acc_buffer":
             raise LoweringError(f"{self.where}: STORE reads the accumulator (local.acc_buffer), not {sram.scope}")
         if self.cond is not None and not self.is_load:
-            raise LoweringError(f"{self.where}: STORE cannot pad (spec §2.4)")
+            raise LoweringError(f"{self.where}: STORE cannot pad (only LOAD has pad fields)")
         self.param = params.index(dram)
         self.placement = placements[sram]
         self.scope = self.placement.scope
@@ -119,7 +120,7 @@ class DmaTemplate:
         elif self.scope == "acc" and dram.dtype == "int8":
             mem, elem = MEM_ACC_8BIT, env.ACC_ELEM_BYTES // 4  # sign-extending load (spec §3.2)
             warnings.warn(f"{self.where}: an int8 tensor loaded into the accumulator is LOAD ACC_8BIT, which the "
-                          "Pynq bitstream does not implement (spec §3.11); load int32 data to run on the board",
+                          "Pynq bitstream does not implement; load int32 data to run on the board",
                           stacklevel=2)
         else:
             mem, elem = {"inp": (MEM_INP, env.INP_ELEM_BYTES), "wgt": (MEM_WGT, env.WGT_ELEM_BYTES),
@@ -180,7 +181,7 @@ class DmaTemplate:
         stride = y.step if y_size > 1 else x_size
         pads = (y.lo, y.n - y.hi, x.lo, x.n - x.hi)
         if self.memory_type == MEM_WGT and any(pads):
-            raise LoweringError(f"{self.where}: the Pynq bitstream ignores padding on weight loads (spec §3.2); "
+            raise LoweringError(f"{self.where}: the Pynq bitstream ignores padding on weight loads; "
                                 "pad the weights in DRAM instead")
         if max(pads) > _PAD_MAX:
             raise LoweringError(f"{self.where}: padding {pads} (y before/after, x before/after) exceeds the "

@@ -53,14 +53,15 @@ def _check_operand(op: str, operand: Tensor | int, a: Tensor) -> None:
             raise ScheduleError(f"{op}: operand shapes differ ({a.shape} vs {operand.shape})")
         if op == "shr":
             raise ScheduleError("shr: shift by a tensor is not portable (the simulator, HLS and Chisel read the "
-                                "amount differently, spec §3.4); shift by an immediate")
+                                "amount differently); shift by an immediate")
         return
     if isinstance(operand, bool) or not isinstance(operand, int):
         raise ScheduleError(f"{op}: operand {operand!r} must be a tensor or an integer immediate")
     lo, hi = (0, _MAX_SHIFT) if op == "shr" else _IMM
     if not lo <= operand <= hi:
         raise ScheduleError(f"{op}: immediate {operand} is outside [{lo}, {hi}]"
-                            + (" (portable shift amounts, spec §3.4)" if op == "shr" else " (16-bit ALU immediate)"))
+                            + (" (shift amounts every implementation agrees on)" if op == "shr"
+                               else " (16-bit ALU immediate)"))
 
 
 def alu_packed(a: Tensor, op: str, operand: Tensor | int, epilogue: Epilogue | None = None) -> AluTensors:

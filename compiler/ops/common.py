@@ -59,7 +59,7 @@ class Epilogue:
     def __post_init__(self) -> None:
         if isinstance(self.shift, bool) or not isinstance(self.shift, int) or not 0 <= self.shift <= _MAX_SHIFT:
             raise ScheduleError(f"Epilogue: shift={self.shift!r}: expected an integer in [0, {_MAX_SHIFT}] "
-                                "(larger shifts differ between the simulator and the hardware, spec §3.4)")
+                                "(larger shifts differ between the simulator and the hardware)")
         if self.clip is not None:
             lo, hi = _two_ints(self.clip, "Epilogue: clip")
             if not _IMM[0] <= lo <= hi <= _IMM[1]:
@@ -157,7 +157,7 @@ def require_int32_input(t: Tensor, what: str) -> None:
     if t.dtype != "int32":
         raise ScheduleError(
             f"{what}: input {t.name} is {t.dtype}; the accumulator is loaded from int32 DRAM tensors only "
-            "(an int8 source needs LOAD ACC_8BIT, which the Pynq bitstream does not implement, spec §3.11)")
+            "(an int8 source needs LOAD ACC_8BIT, which the Pynq bitstream does not implement)")
 
 
 def _two_ints(value: object, what: str) -> tuple[int, int]:

@@ -38,14 +38,15 @@ def test_verify_mismatch_exits_1(capsys, vta_cache, pynq_env):
     path.write_bytes(make_bit())
     with pynq_env:
         assert main(["bitstream", "verify"]) == 1
-    assert capsys.readouterr().err.startswith(f"vta bitstream: error: {path}: size mismatch: the file has 1131 bytes")
+    assert capsys.readouterr().err.startswith(f"vta bitstream verify: error: {path}: size mismatch: the file has "
+                                              "1131 bytes")
 
 
 def test_fetch_checksum_mismatch_exits_1(capsys, vta_cache, served, pynq_env):
     served.put(REMOTE, make_bit())
     with pynq_env:
         assert main(["bitstream", "fetch", "--url", served.url]) == 1
-    assert capsys.readouterr().err.startswith(f"vta bitstream: error: {served.url}/{REMOTE}: size mismatch: the "
+    assert capsys.readouterr().err.startswith(f"vta bitstream fetch: error: {served.url}/{REMOTE}: size mismatch: the "
                                               f"file has 1131 bytes, the release {REMOTE} needed by")
     assert not vta_cache.exists() or not any(p.is_file() for p in vta_cache.rglob("*"))
 
@@ -54,7 +55,7 @@ def test_fetch_404_exits_1(capsys, vta_cache, served, pynq_env):
     with pynq_env:
         assert main(["bitstream", "fetch", "--url", served.url, "--force", "--timeout", "5"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("vta bitstream: error: no released bitstream for TARGET=pynq HW_VER=0.0.2")
+    assert err.startswith("vta bitstream fetch: error: no released bitstream for TARGET=pynq HW_VER=0.0.2")
     assert "(HTTP 404 Not Found): build your own" in err
 
 

@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import VECTORS
 from tests.driver.programs import place, run_vector
 from vta.driver.device import BoardDevice
 from vta.errors import BackendError, DeviceBusy, DeviceError, DeviceTimeout
@@ -146,7 +145,6 @@ def test_closed_device(board):
         dev.run(0x1000, 1)
 
 
-@pytest.mark.skipif(not (VECTORS / "index.json").exists(), reason="golden vectors not present")
 def test_device_files_stay_usable_after_many_recoveries(device, board, vector):
     for _ in range(3):
         board.inject("hang")
