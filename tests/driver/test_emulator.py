@@ -118,15 +118,15 @@ def test_serve_refuses_a_file_that_is_not_an_image(tmp_path, capsys):
     notes = tmp_path / "notes.txt"
     notes.write_text("keep me\n")
     rc, err = _serve([str(notes)], capsys)
-    assert rc == 1 and err.startswith(f"vta emulator serve: error: cannot serve {notes}: it is not a VTA emulator image "
-                                      "(8 bytes; an image is an empty file or a sparse file of exactly 4294971392 ")
+    assert rc == 1 and err.startswith(f"vta emulator serve: error: cannot serve {notes}: it is not a VTA emulator "
+                                      "image (8 bytes; an image is an empty file or a sparse file of exactly 4294971392 ")
     assert notes.read_text() == "keep me\n" and not (tmp_path / "notes.txt.bell").exists()
 
 
 def test_a_second_server_on_the_same_image_is_refused(board, capsys):
     rc, err = _serve([str(board.path)], capsys)
-    assert rc == 1 and err == (f"vta emulator serve: error: cannot serve {board.path}: another emulator already serves it "
-                               f"(pid {board.process.pid}); stop that one or use another file\n")
+    assert rc == 1 and err == (f"vta emulator serve: error: cannot serve {board.path}: another emulator already "
+                               f"serves it (pid {board.process.pid}); stop that one or use another file\n")
     assert board.alive()
 
 
