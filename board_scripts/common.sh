@@ -80,5 +80,5 @@ require_venv() {
 # Stop unless running as root (PYNQ's environment belongs to root; the driver maps /dev/mem).
 require_root() {
   [ "$DRY_RUN" -eq 1 ] && return 0
-  [ "$(id -u)" -eq 0 ] || die "run as root: sudo bash $0 $*"
+  [ "$(id -u)" -eq 0 ] || die "run as root: sudo bash $0${1:+ $1}"
 }

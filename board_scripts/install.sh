@@ -117,6 +117,7 @@ install_bitstream() {
     run "$VTA" bitstream verify "$BITSTREAM" || die "$BITSTREAM is not the bitstream this configuration needs (see above); nothing was copied"
     capture dest "$PY" -c 'from vta.bitstream.store import cache_path; print(cache_path())' \
       || die "cannot find the bitstream cache: $dest"
+    printf '+ %s\n' "$(quote cmp -s "$BITSTREAM" "$dest")"
     if [ "$DRY_RUN" -eq 0 ] && cmp -s "$BITSTREAM" "$dest"; then
       say "$dest is already this file"
     else

@@ -78,6 +78,7 @@ def test_install_dry_run_options(fake_pynq, tmp_path):
         "$VENV/bin/vta info",
         f"$VENV/bin/vta bitstream verify {bit}",
         "$VENV/bin/python3 -c 'from vta.bitstream.store import cache_path; print(cache_path())'",
+        f"cmp -s {bit} '<dry run>'",
         f"install -D -m 644 {bit} '<dry run>'",
         "$VENV/bin/vta bitstream verify",
         "$VENV/bin/vta selftest --emulate",
@@ -133,8 +134,11 @@ def test_install_refuses_a_missing_environment_and_source(fake_pynq, tmp_path):
                                                  "checkout (with pyproject.toml), a .whl or a .tar.gz\n")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="running as root: the root check passes")
-def test_install_on_the_board_needs_root(fake_pynq):
-    proc = fake_pynq.run("install.sh", check=False)
-    assert (proc.returncode, proc.stderr) == (1, "install.sh: error: run as root: sudo bash "
-                                                 f"{SCRIPTS / 'install.sh'} \n")
+def test_install_and_uninstall_on_the_board_need_root(fake_pynq):
+    """As another user (``nobody`` when the tests run as root), only a dry run or --emulate goes ahead."""
+    as_user = [] if os.geteuid() else ["runuser", "-u", "nobody", "--"]
+    for script, args in (("install.sh", ["--offline"]), ("uninstall.sh", [])):
+        proc = subprocess.run([*as_user, "bash", str(SCRIPTS / script), *args], env=fake_pynq.env, cwd="/",
+                              capture_output=True, text=True)
+        assert (proc.returncode, proc.stderr) == (1, f"{script}: error: run as root: sudo bash {SCRIPTS / script}"
+                                                     f"{' ' if args else ''}{' '.join(args)}\n")
