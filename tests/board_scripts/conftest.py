@@ -3,7 +3,8 @@
 The fake has what the scripts rely on from a stock image: a Python virtual environment with
 pip, numpy and cffi (linked from the test interpreter's site-packages rather than downloaded),
 an installed ``pynq`` 3.x distribution (metadata and an empty package: nothing here imports it),
-and an XRT set-up script. The scripts read its paths from PYNQ_VTA_VENV and PYNQ_VTA_XRT_SETUP.
+and an XRT set-up script that logs each time it is sourced. The scripts read its paths from
+PYNQ_VTA_VENV and PYNQ_VTA_XRT_SETUP.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def make_fake_pynq(root: Path, pynq_version: str = "3.0.1") -> FakePynq:
     (site / "image-packages.pth").write_text(f"{root / 'image-packages'}\n")
     _fake_pynq_distribution(site, pynq_version)
     xrt = root / "xrt_setup.sh"
-    xrt.write_text("export XILINX_XRT=/usr\n")
+    xrt.write_text(f"export XILINX_XRT=/usr\necho sourced >> {root / 'xrt-sourced.log'}\n")
     home = root / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VTA_", "PYNQ_VTA_", "VIRTUAL_ENV", "PYTHON"))}

@@ -49,6 +49,7 @@ def test_install_diagnose_uninstall_from_a_local_wheel(wheel, tmp_path):
     ]
     assert "ok   alu_add" in out and "ok   gemm" in out and f"ok: {cached} is a user build" in out
     assert cached.read_bytes() == bit.read_bytes()
+    assert (fake.root / "xrt-sourced.log").read_text() == "sourced\n"
     assert _venv_python(fake, "import vta; print(vta.__file__)").stdout == f"{site}/vta/__init__.py\n"
 
     again = fake.run("install.sh", "--source", str(wheel), "--bitstream", str(bit), "--emulate", env=user).stdout

@@ -59,7 +59,7 @@ def test_install_dry_run_prints_every_step_and_runs_none(fake_pynq):
     # Nothing ran: no package in the environment, no cache, and the XRT set-up was not even sourced.
     site = next(fake_pynq.venv.glob("lib/python*/site-packages"))
     assert sorted(p.name for p in site.iterdir()) == ["image-packages.pth", "pynq", "pynq-3.0.1.dist-info"]
-    assert not (fake_pynq.root / "cache").exists()
+    assert not (fake_pynq.root / "cache").exists() and not (fake_pynq.root / "xrt-sourced.log").exists()
 
 
 def test_install_dry_run_options(fake_pynq, tmp_path):
