@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Collect what a pynq-vta bug report from a Pynq board needs, in one text report. Every item is
 # printed with the command that produced it; a failing item is reported and the next one runs.
+if [ -z "${BASH_VERSION:-}" ]; then  # e.g. `sh diagnostics.sh`: the script needs bash
+  echo "diagnostics.sh: run it with bash: sudo bash $0" >&2
+  exit 1
+fi
 set -euo pipefail
 
 usage() {

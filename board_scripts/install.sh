@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Install pynq-vta on a Pynq-Z1 running a stock PYNQ 3.x image: into PYNQ's own virtual
 # environment (the one Jupyter uses), with that environment's interpreter for every step.
+if [ -z "${BASH_VERSION:-}" ]; then  # e.g. `sh install.sh`: the script needs bash
+  echo "install.sh: run it with bash: sudo bash $0" >&2
+  exit 1
+fi
 set -euo pipefail
 
 usage() {

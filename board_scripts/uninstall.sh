@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
 # Remove pynq-vta from the PYNQ 3.x virtual environment (what install.sh put there).
+if [ -z "${BASH_VERSION:-}" ]; then  # e.g. `sh uninstall.sh`: the script needs bash
+  echo "uninstall.sh: run it with bash: sudo bash $0" >&2
+  exit 1
+fi
 set -euo pipefail
 
 usage() {

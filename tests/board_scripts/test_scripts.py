@@ -40,6 +40,16 @@ def test_unknown_argument_is_refused(fake_pynq, script):
                                                                   "(see --help)\n")
 
 
+@pytest.mark.parametrize("script", SCRIPT_NAMES)
+def test_sh_is_told_to_use_bash(fake_pynq, script):
+    """The old install.sh was run with `sh`; these need bash, and dash stops on the first bash-only line."""
+    if subprocess.run(["sh", "-c", "echo ${BASH_VERSION:-}"], capture_output=True, text=True).stdout.strip():
+        pytest.skip("sh is bash here, which runs the scripts")
+    proc = subprocess.run(["sh", str(SCRIPTS / script), "--help"], env=fake_pynq.env, capture_output=True, text=True)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (1, "", f"{script}: run it with bash: sudo bash "
+                                                                  f"{SCRIPTS / script}\n")
+
+
 def test_install_dry_run_prints_every_step_and_runs_none(fake_pynq):
     proc = fake_pynq.run("install.sh", "--dry-run")
     assert _commands(proc.stdout, fake_pynq) == [
