@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 
 import pytest
@@ -125,10 +126,9 @@ def test_install_refuses_an_environment_without_pynq_3(tmp_path):
     old = make_fake_pynq(tmp_path / "old", pynq_version="2.7.0")
     proc = old.run("install.sh", "--emulate", check=False)
     assert proc.returncode == 1
-    assert proc.stderr == (f"install.sh: error: {old.venv} needs Python >= 3.10 and pynq >= 3.0 (a stock PYNQ 3.x "
-                           "image has both); found: Python 3." + proc.stderr.split("found: Python 3.")[1])
-    assert proc.stderr.endswith(", pynq 2.7.0\n")
-    assert "pip install" not in proc.stdout.replace("-m pip install", "")
+    assert re.fullmatch(rf"install\.sh: error: {re.escape(str(old.venv))} needs Python >= 3\.10 and pynq >= 3\.0 \(a "
+                        r"stock PYNQ 3\.x image has both\); found: Python 3\.\d+\.\d+, pynq 2\.7\.0\n", proc.stderr)
+    assert "pip install" not in proc.stdout
 
 
 def test_install_refuses_a_missing_environment_and_source(fake_pynq, tmp_path):
