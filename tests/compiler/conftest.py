@@ -22,3 +22,19 @@ def check_bit_exact(op, rng, inputs=None):
     run(func, *inputs, got)
     np.testing.assert_array_equal(got, op.reference(*inputs))
     return func
+
+
+def check_compiled_bit_exact(op, rng, inputs=None, runs=1):
+    """Build a ScheduledOp to a VTA program and run it on the simulator ``runs`` times in one runtime, each
+    with fresh random inputs (or ``inputs`` for the first), comparing every output with its reference."""
+    from vta.compiler.build import build
+    from vta.runtime import Runtime
+
+    prog = build(op.schedule, op.args, op.name)
+    with Runtime("sim") as rt:
+        for run in range(runs):
+            args = op.random_inputs(rng) if inputs is None or run else inputs
+            got = op.empty_output()
+            prog.run(*args, got, runtime=rt)
+            np.testing.assert_array_equal(got, op.reference(*args), err_msg=f"{op.name}, run {run + 1} of {runs}")
+    return prog

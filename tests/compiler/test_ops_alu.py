@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.compiler.conftest import check_bit_exact
+from tests.compiler.conftest import check_bit_exact, check_compiled_bit_exact
 from vta.compiler import te
 from vta.compiler.check import check_schedule
 from vta.compiler.ops import ALU_OPS, Epilogue, alu_packed, elementwise, schedule_alu_packed
@@ -44,8 +44,9 @@ def test_tiles_are_contiguous_and_fit_the_accumulator(rng, shape, imm, max_entri
 
 
 @pytest.mark.slow
-def test_large_tensor_is_bit_exact(rng):
-    check_bit_exact(elementwise((1, 4, 56, 56, 1, 16), "add", None, Epilogue(shift=1, relu=True)), rng)
+def test_resnet18_residual_add_compiles_bit_exact(rng):
+    """ResNet-18's first residual add (64 channels, 56x56), tiled to fit the accumulator, on the simulator."""
+    check_compiled_bit_exact(elementwise((1, 4, 56, 56, 1, 16), "add", None, Epilogue(shift=1, relu=True)), rng)
 
 
 def test_stages_are_in_place_alu_kernels_in_the_accumulator():

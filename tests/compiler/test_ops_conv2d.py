@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from tests.compiler.conftest import check_bit_exact
+from tests.compiler.conftest import check_bit_exact, check_compiled_bit_exact
 from vta.compiler import lower, te
 from vta.compiler.ops import (
     Conv2dConfig,
@@ -219,15 +221,24 @@ def test_resnet18_table():
         resnet18.layer("C1")
 
 
+def _batch2(name):
+    return dataclasses.replace(resnet18.layer(name), batch=2)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(resnet18.RESNET18))
-def test_resnet18_layer_tuned_is_bit_exact(rng, name):
-    check_bit_exact(conv2d(resnet18.layer(name), resnet18.TUNED[name], Epilogue(shift=8, relu=True,
-                                                                                 clip=(0, 127))), rng)
+def test_resnet18_layer_tuned_batch2_compiles_bit_exact(rng, name):
+    """Code generation and the simulator on whole layers for two images (the tuned knobs, the batch as an outer
+    loop), run twice in one runtime with fresh inputs, as an inference loop would."""
+    cfg = dataclasses.replace(resnet18.TUNED[name], tile_b=(2, 1))
+    check_compiled_bit_exact(conv2d(_batch2(name), cfg, Epilogue(shift=8, relu=True, clip=(0, 127))), rng, runs=2)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["C3", "C4", "C5", "C7"])
-def test_resnet18_layer_default_is_bit_exact(rng, name):
+def test_resnet18_layer_default_batch2_compiles_bit_exact(rng, name):
     """The layers where the tiler's choice differs from the published one."""
-    check_bit_exact(conv2d(resnet18.layer(name), None, Epilogue(shift=8)), rng)
+    wl = _batch2(name)
+    cfg = default_conv2d_config(wl)
+    assert cfg != dataclasses.replace(resnet18.TUNED[name], tile_b=cfg.tile_b)
+    check_compiled_bit_exact(conv2d(wl, cfg, Epilogue(shift=8)), rng)
