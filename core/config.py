@@ -1,7 +1,8 @@
 """The VTA hardware configuration: the 10 keys of ``vta_config.json`` and every derived constant.
 
 This is the only module that reads ``VTA_*`` environment variables:
-``VTA_CONFIG`` (path of a config JSON) and ``VTA_TARGET`` (overrides its TARGET).
+``VTA_CONFIG`` (path of a config JSON), ``VTA_TARGET`` (overrides its TARGET),
+``VTA_CACHE_PATH`` and ``VTA_SIM_MAX_UOP_ITERATIONS`` (the simulator's per-instruction limit).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from typing import Any
 
 from vta.errors import ConfigError
 
-__all__ = ["HW_VERSIONS", "TARGETS", "Environment", "cache_dir", "default_config_path", "get_env", "load_config"]
+__all__ = [
+    "HW_VERSIONS", "SIM_MAX_UOP_ITERATIONS", "TARGETS", "Environment", "cache_dir", "default_config_path", "get_env",
+    "load_config", "sim_max_uop_iterations",
+]
 
 TARGETS = ("sim", "pynq", "ultra96", "zcu104", "de10nano", "intelfocl", "tsim")
 HW_VERSIONS = ("0.0.1", "0.0.2")
@@ -45,6 +49,9 @@ _FPGA = {
 
 INS_ELEM_BYTES = 16
 UOP_ELEM_BYTES = 4
+# Default simulator limit on one GEMM/ALU instruction's micro-op iterations: twice the largest
+# useful instruction (every ACC entry, 2048, accumulating every WGT entry, 1024).
+SIM_MAX_UOP_ITERATIONS = 1 << 22
 MAX_XFER = 1 << 25  # largest physically contiguous buffer (driver.h VTA_MAX_XFER)
 PAGE_BYTES = 4096
 
@@ -300,6 +307,24 @@ def cache_dir() -> Path:
     """Where bitstreams are cached: ``$VTA_CACHE_PATH``, else ``~/.vta_cache`` (the directory upstream VTA fills)."""
     root = os.environ.get("VTA_CACHE_PATH")
     return Path(root).expanduser() if root else Path.home() / ".vta_cache"
+
+
+def sim_max_uop_iterations() -> int:
+    """The simulator's per-instruction limit on GEMM/ALU micro-op iterations (iter_out x iter_in x uops).
+
+    ``$VTA_SIM_MAX_UOP_ITERATIONS`` when set, else :data:`SIM_MAX_UOP_ITERATIONS`. Each iteration
+    costs the simulator about 40 bytes (GEMM) to 150 bytes (ALU) while it plans the instruction.
+    """
+    raw = os.environ.get("VTA_SIM_MAX_UOP_ITERATIONS")
+    if raw is None:
+        return SIM_MAX_UOP_ITERATIONS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"VTA_SIM_MAX_UOP_ITERATIONS must be a positive integer, got {raw!r}")
+    return value
 
 
 def get_env() -> Environment:

@@ -175,6 +175,12 @@ class ISA:
             ("src_factor_out", env.ALU_SRC_FACTOR_BITS, False), ("src_factor_in", env.ALU_SRC_FACTOR_BITS, False),
             ("alu_opcode", env.ALU_OPCODE_BITS, False), ("use_imm", 1, False), ("imm", 16, True),
         ], 64, 128)
+        # DRAM bytes per element of each memory type (dram_base and x_stride count these units, spec §2.4);
+        # ACC_8BIT holds one int8 per accumulator lane.
+        self.elem_bytes: dict[int, int] = {
+            MEM_UOP: env.UOP_ELEM_BYTES, MEM_WGT: env.WGT_ELEM_BYTES, MEM_INP: env.INP_ELEM_BYTES,
+            MEM_ACC: env.ACC_ELEM_BYTES, MEM_OUT: env.OUT_ELEM_BYTES, MEM_ACC_8BIT: env.ACC_ELEM_BYTES // 4,
+        }
         self.uop = Layout.build("UOP", [
             ("dst_idx", env.UOP_DST_BITS, False), ("src_idx", env.UOP_SRC_BITS, False),
             ("wgt_idx", env.UOP_WGT_BITS, False),

@@ -70,8 +70,7 @@ class CommandQueue:
         self._uop_load = (OP_LOAD | MEM_UOP << lo["memory_type"] | 1 << lo["y_size"], lo["sram_base"], lo["dram_base"],
                           lo["x_size"], lo["x_stride"])
         self._range_lo = (self._uop_lo["uop_bgn"], self._uop_lo["uop_end"])
-        self._elem = {MEM_UOP: env.UOP_ELEM_BYTES, MEM_INP: env.INP_ELEM_BYTES, MEM_WGT: env.WGT_ELEM_BYTES,
-                      MEM_ACC: env.ACC_ELEM_BYTES, MEM_OUT: env.OUT_ELEM_BYTES, MEM_ACC_8BIT: env.ACC_ELEM_BYTES // 4}
+        self._elem = isa.elem_bytes
         self._loadable = (MEM_UOP, MEM_WGT, MEM_INP, MEM_ACC) + ((MEM_ACC_8BIT,) if env.HW_VER == "0.0.2" else ())
         self._store_type = MEM_OUT if env.HW_VER == "0.0.2" else MEM_OUT & 3  # 2-bit field in 0.0.1 (spec §2.7)
         self.insn_capacity = insn_capacity

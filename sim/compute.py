@@ -8,6 +8,11 @@ products run in float32, which is exact while a sum stays below 2^24: int8 x int
 are at most 2^14, so up to 1024 terms per sum. Results are added to the int32 accumulators
 with wrap-around. Plans depend only on the instruction word and its micro-ops, so they are
 cached: a conv layer repeats the same few GEMM instructions many times.
+
+Planning enumerates every tuple, so memory grows with iter_out x iter_in x micro-ops. SRAM bounds
+are checked arithmetically first (no enumeration), then an instruction with more tuples than
+``PlanCache.max_iterations`` (``VTA_SIM_MAX_UOP_ITERATIONS``, default
+:data:`vta.config.SIM_MAX_UOP_ITERATIONS`) is refused with SimLimitError before anything is allocated.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vta.config import Environment
-from vta.errors import SramOutOfBoundsError
+from vta.config import Environment, sim_max_uop_iterations
+from vta.errors import SimLimitError, SramOutOfBoundsError
 from vta.isa import ALU_ADD, ALU_MAX, ALU_MIN, ALU_MUL, ALU_NAMES, ALU_SHR, get_isa
 from vta.sim.checks import Index, as_index
 from vta.sim.sram import Sram
@@ -69,16 +74,44 @@ def _entries(idx: np.ndarray, depth: int) -> Index:
     return as_index(np.flatnonzero(seen))
 
 
-def _bounds(name: str, idx: np.ndarray, depth: int, f: dict[str, int], i: int, what: str, field: str) -> None:
-    bad = np.flatnonzero(idx >= depth)
-    if len(bad):
-        t = int(bad[0])
-        nu = f["uop_end"] - f["uop_bgn"]
-        i_out, rest = divmod(t, f["iter_in"] * nu)
-        i_in, u = divmod(rest, nu)
+def _first_oob(base: np.ndarray, fo: int, fi: int, n_out: int, n_in: int, depth: int) -> tuple[int, int, int] | None:
+    """(i_out, i_in, micro-op) of the first tuple, in loop order, whose index ``base[u] + i_out*fo + i_in*fi``
+    passes ``depth``, found without enumerating the tuples: the factors are unsigned, so the index only
+    grows with i_out and i_in."""
+    top = int(base.max())
+    need = depth - top - (n_in - 1) * fi  # the first i_out whose largest index (at the last i_in) reaches depth
+    if need <= 0:
+        io = 0
+    elif fo == 0 or -(-need // fo) >= n_out:
+        return None
+    else:
+        io = -(-need // fo)
+    need = depth - top - io * fo
+    ii = 0 if need <= 0 else -(-need // fi)  # fi > 0 here: the last i_in of this i_out reaches depth
+    u = int(np.flatnonzero(base >= depth - io * fo - ii * fi)[0])
+    return io, ii, u
+
+
+def _bounds(name: str, base: np.ndarray, factors: tuple[int, int], depth: int, f: dict[str, int], i: int,
+            what: str, field: str) -> None:
+    first = _first_oob(base, *factors, f["iter_out"], f["iter_in"], depth)
+    if first is not None:
+        i_out, i_in, u = first
+        index = int(base[u]) + i_out * factors[0] + i_in * factors[1]
         raise SramOutOfBoundsError(
-            f"{what} {field} index {int(idx[t])} (micro-op {f['uop_bgn'] + u}, i_out {i_out}, i_in {i_in}) "
+            f"{what} {field} index {index} (micro-op {f['uop_bgn'] + u}, i_out {i_out}, i_in {i_in}) "
             f"is past the {name} depth {depth}", index=i, module="compute")
+
+
+def _check_size(f: dict[str, int], i: int, what: str, limit: int) -> None:
+    """Refuse, before allocating, an instruction whose plan would need more memory than the limit allows."""
+    nu = f["uop_end"] - f["uop_bgn"]
+    n = f["iter_out"] * f["iter_in"] * nu
+    if n > limit:
+        raise SimLimitError(
+            f"{what} runs {f['iter_out']} x {f['iter_in']} x {nu} = {n:,} micro-op iterations, more than the "
+            f"simulator's limit of {limit:,} per instruction (the hardware would run it; the simulator needs "
+            f"memory in proportion); set VTA_SIM_MAX_UOP_ITERATIONS to raise the limit", index=i, module="compute")
 
 
 def _unique_rows(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,8 +158,10 @@ def _flat_index(idx: np.ndarray) -> Index:
 class PlanCache:
     """Execution plans keyed by instruction bits (dependency flags masked) and micro-op words."""
 
-    def __init__(self, env: Environment, limit: int = 4096):
+    def __init__(self, env: Environment, limit: int = 4096, max_iterations: int | None = None):
         self.env, self.isa, self.limit = env, get_isa(env), limit
+        # per-instruction micro-op iterations planned at most; larger instructions raise SimLimitError
+        self.max_iterations = sim_max_uop_iterations() if max_iterations is None else max_iterations
         self._plans: dict[tuple, GemmPlan | AluPlan] = {}
 
     def get(self, f: dict[str, int], words: tuple[int, int], uops: np.ndarray, i: int) -> GemmPlan | AluPlan:
@@ -142,23 +177,29 @@ class PlanCache:
 
     def _build_gemm(self, f: dict[str, int], uops: np.ndarray, i: int) -> GemmPlan:
         env = self.env
-        acc, inp, wgt = _tuples(f, uops, self.isa.decode_uops(uops))
+        dst, src, wgt_base = self.isa.decode_uops(uops)
         what = "GEMM" + (" reset" if f["reset_reg"] else "")
-        _bounds("ACC", acc, env.ACC_BUFF_DEPTH, f, i, what, "acc")
+        _bounds("ACC", dst, (f["dst_factor_out"], f["dst_factor_in"]), env.ACC_BUFF_DEPTH, f, i, what, "acc")
+        if not f["reset_reg"]:
+            _bounds("INP", src, (f["src_factor_out"], f["src_factor_in"]), env.INP_BUFF_DEPTH, f, i, what, "inp")
+            _bounds("WGT", wgt_base, (f["wgt_factor_out"], f["wgt_factor_in"]), env.WGT_BUFF_DEPTH, f, i, what, "wgt")
+        _check_size(f, i, what, self.max_iterations)
+        acc, inp, wgt = _tuples(f, uops, (dst, src, wgt_base))
         if f["reset_reg"]:
             return GemmPlan(True, _entries(acc, env.ACC_BUFF_DEPTH), None, None, (), None)
-        _bounds("INP", inp, env.INP_BUFF_DEPTH, f, i, what, "inp")
-        _bounds("WGT", wgt, env.WGT_BUFF_DEPTH, f, i, what, "wgt")
         groups, scatter = _group_gemm(acc, inp, wgt, EXACT_TERMS // env.BLOCK_IN)
         return GemmPlan(False, _entries(acc, env.ACC_BUFF_DEPTH), _entries(inp, env.INP_BUFF_DEPTH),
                         _entries(wgt, env.WGT_BUFF_DEPTH), groups, scatter)
 
     def _build_alu(self, f: dict[str, int], uops: np.ndarray, i: int) -> AluPlan:
         env = self.env
-        dst, src, _ = _tuples(f, uops, self.isa.decode_uops(uops))
+        dst_base, src_base, _ = bases = self.isa.decode_uops(uops)
         what = f"ALU {ALU_NAMES[f['alu_opcode']]}"
-        _bounds("ACC", dst, env.ACC_BUFF_DEPTH, f, i, what, "dst")
-        _bounds("ACC", src, env.ACC_BUFF_DEPTH, f, i, what, "src")  # checked even with use_imm, as the reference
+        _bounds("ACC", dst_base, (f["dst_factor_out"], f["dst_factor_in"]), env.ACC_BUFF_DEPTH, f, i, what, "dst")
+        # src is checked even with use_imm, as the reference does
+        _bounds("ACC", src_base, (f["src_factor_out"], f["src_factor_in"]), env.ACC_BUFF_DEPTH, f, i, what, "src")
+        _check_size(f, i, what, self.max_iterations)
+        dst, src, _ = _tuples(f, uops, bases)
         reads = dst if f["use_imm"] else np.concatenate([dst, src])
         chunks = tuple((_flat_index(dst[lo:hi]), _flat_index(src[lo:hi]))
                        for lo, hi in _independent_chunks(dst, src, bool(f["use_imm"])))
