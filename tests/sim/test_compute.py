@@ -1,5 +1,7 @@
 """GEMM and ALU kernels against the plain loop nests, through whole programs on the device."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,7 +9,9 @@ from hypothesis import strategies as st
 
 from tests.sim import reference
 from tests.sim.programs import load_uops, program, put
+from vta.errors import ConfigError, ProgramError, SimLimitError, SramOutOfBoundsError
 from vta.isa import ALU_ADD, ALU_MAX, ALU_MIN, ALU_MUL, ALU_SHR, MEM_ACC, MEM_INP, MEM_WGT, AluInsn, GemmInsn, MemInsn
+from vta.sim.compute import _first_oob
 from vta.sim.device import SimDevice
 
 RNG = np.random.default_rng(7)
@@ -137,3 +141,73 @@ def test_counters_follow_reference_rules(dev):
     assert c["gemm_counter"] == 3 * 2 * 2
     assert c["inp_load_nbytes"] == 64 * 16 and c["wgt_load_nbytes"] == 32 * 256 and c["acc_load_nbytes"] == 128 * 64
     assert c["uop_load_nbytes"] == 2 * 4
+
+
+# --- instructions too large to plan: refused before allocating -------------------------------------
+
+FUZZ_SHAPE = dict(iter_out=14499, iter_in=16285)  # with 6056 micro-ops: the MemoryError found by fuzzing
+FUZZ_UOPS = 6056
+
+
+def huge_program(dev, insn):
+    """LOAD UOP of FUZZ_UOPS zero micro-ops (every index in bounds), then ``insn`` over them."""
+    return program(dev, [load_uops(dev, [(0, 0, 0)] * FUZZ_UOPS), insn])
+
+
+@pytest.mark.parametrize("insn,what", [
+    (GemmInsn(uop_bgn=0, uop_end=FUZZ_UOPS, **FUZZ_SHAPE), "GEMM"),
+    (GemmInsn(reset_reg=1, uop_bgn=0, uop_end=FUZZ_UOPS, **FUZZ_SHAPE), "GEMM reset"),
+    (AluInsn(uop_bgn=0, uop_end=FUZZ_UOPS, alu_opcode=ALU_ADD, **FUZZ_SHAPE), "ALU ADD"),
+])
+def test_fuzzed_huge_instruction_is_refused_before_allocating(dev, insn, what):
+    p = huge_program(dev, insn)
+    before = {b.phys_addr: b.data.copy() for b in dev.dram._blocks}
+    tracemalloc.start()
+    try:
+        with pytest.raises(SimLimitError, match=(
+                rf"^sim_limit: instruction 1, compute module: {what} runs 14499 x 16285 x 6056 = 1,429,919,798,040 "
+                r"micro-op iterations, more than the simulator's limit of 4,194,304 per instruction \(the hardware "
+                r"would run it; the simulator needs memory in proportion\); set VTA_SIM_MAX_UOP_ITERATIONS to "
+                r"raise the limit$")) as e:
+            p.run()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert isinstance(e.value, ProgramError) and e.value.index == 1
+    assert peak < 8 << 20, f"refusing allocated {peak} bytes"
+    assert all(np.array_equal(b.data, before[b.phys_addr]) for b in dev.dram._blocks)
+
+
+def test_huge_out_of_bounds_instruction_still_reports_the_first_bad_index(dev):
+    p = huge_program(dev, GemmInsn(uop_bgn=0, uop_end=FUZZ_UOPS, dst_factor_out=1, **FUZZ_SHAPE))
+    with pytest.raises(SramOutOfBoundsError, match=(
+            r"^sram_oob: instruction 1, compute module: GEMM acc index 2048 \(micro-op 0, i_out 2048, i_in 0\) "
+            r"is past the ACC depth 2048$")):
+        p.run()
+
+
+def test_iteration_limit_is_configurable(monkeypatch):
+    monkeypatch.setenv("VTA_SIM_MAX_UOP_ITERATIONS", "12")
+    dev = SimDevice()
+    assert dev.plans.max_iterations == 12
+    ok = dict(iter_out=2, iter_in=3)  # with 2 micro-ops: 12 iterations
+    got, want = gemm_case(dev, [(0, 1, 2), (3, 4, 5)], ok)
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(SimLimitError, match=r"GEMM runs 2 x 4 x 2 = 16 micro-op iterations, more than the "
+                                            r"simulator's limit of 12 per instruction"):
+        gemm_case(SimDevice(), [(0, 1, 2), (3, 4, 5)], {**ok, "iter_in": 4})
+    monkeypatch.setenv("VTA_SIM_MAX_UOP_ITERATIONS", "lots")
+    with pytest.raises(ConfigError, match=r"^VTA_SIM_MAX_UOP_ITERATIONS must be a positive integer, got 'lots'$"):
+        SimDevice()
+
+
+@settings(max_examples=300, deadline=None)
+@given(base=st.lists(st.integers(0, 40), min_size=1, max_size=5), fo=st.integers(0, 9), fi=st.integers(0, 9),
+       n_out=st.integers(1, 6), n_in=st.integers(1, 6), depth=st.integers(1, 80))
+def test_first_out_of_bounds_tuple_matches_enumeration(base, fo, fi, n_out, n_in, depth):
+    b = np.array(base, dtype=np.int64)
+    idx = (b[None, None, :] + np.arange(n_out)[:, None, None] * fo + np.arange(n_in)[None, :, None] * fi).ravel()
+    bad = np.flatnonzero(idx >= depth)
+    want = None if not len(bad) else (int(bad[0]) // (n_in * len(b)), int(bad[0]) // len(b) % n_in,
+                                      int(bad[0]) % len(b))
+    assert _first_oob(b, fo, fi, n_out, n_in, depth) == want
