@@ -86,6 +86,7 @@ class CommandQueue:
     # --- debug ----------------------------------------------------------------------------
     def set_debug_mode(self, flags: int) -> None:
         """Set VTA_DEBUG_* flags: DUMP_INSN (2), DUMP_UOP (4), FORCE_SERIAL (32)."""
+        self._rt.check_open("set_debug_mode")
         if isinstance(flags, bool) or not isinstance(flags, int) or flags & ~_DEBUG_FLAGS or flags < 0:
             raise BackendError(f"debug flags {flags!r} are not a combination of DEBUG_DUMP_INSN (2), "
                                "DEBUG_DUMP_UOP (4) and DEBUG_FORCE_SERIAL (32)")
@@ -169,6 +170,8 @@ class CommandQueue:
         self._push_kernel(MODE_ALU, key, build)
 
     def _push_kernel(self, mode: int, key: Hashable, build: Callable[[], UopKernel]) -> None:
+        if self._rt.closed:
+            self._rt.check_open(("push_gemm", "push_alu")[mode])
         kernel = self.kernels.get((mode, key))
         if kernel is None:
             kernel = build()
@@ -197,10 +200,14 @@ class CommandQueue:
     # --- dependency tokens ----------------------------------------------------------------
     def dep_push(self, from_qid: int, to_qid: int) -> None:
         """Queue ``from_qid`` sends a token to ``to_qid`` after its last instruction (1 load, 2 compute, 3 store)."""
+        if self._rt.closed:
+            self._rt.check_open("dep_push")
         self.insns.dep_push(*qid_pair(from_qid, to_qid, "dep_push"))
 
     def dep_pop(self, from_qid: int, to_qid: int) -> None:
         """Queue ``to_qid``'s next instruction waits for a token from ``from_qid``."""
+        if self._rt.closed:
+            self._rt.check_open("dep_pop")
         self.insns.dep_pop(*qid_pair(from_qid, to_qid, "dep_pop"))
 
     # --- synchronize ----------------------------------------------------------------------
@@ -219,6 +226,7 @@ class CommandQueue:
         DeviceError, DeviceTimeout
             The device failed; the window is dropped.
         """
+        self._rt.check_open("synchronize")
         self._flush(timeout_s, export_to, carry=False)
         self.continued = False
 
