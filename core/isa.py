@@ -24,6 +24,8 @@ __all__ = [
     "ALU_NAMES",
     "ALU_SHR",
     "COMPUTE_MODULE",
+    "DEP_BITS",
+    "DEP_MASK",
     "ISA",
     "LOAD_MODULE",
     "MEM_ACC",
@@ -34,12 +36,18 @@ __all__ = [
     "MEM_UOP",
     "MEM_WGT",
     "MODULES",
+    "OPCODE_BITS",
+    "OPCODE_MASK",
     "OPCODE_NAMES",
     "OP_ALU",
     "OP_FINISH",
     "OP_GEMM",
     "OP_LOAD",
     "OP_STORE",
+    "POP_NEXT",
+    "POP_PREV",
+    "PUSH_NEXT",
+    "PUSH_PREV",
     "STORE_MODULE",
     "AluInsn",
     "DecodedStream",
@@ -150,12 +158,23 @@ class Layout:
         return out
 
 
+# The opcode and the four dependency flags open every instruction format (spec §2.1); their
+# masks come from the same field list the formats are built from.
+OPCODE_BITS = 3
+_HEADER_SPEC = [("opcode", OPCODE_BITS, False), *((d, 1, False) for d in DEP_FIELDS)]
+_HEADER = Layout.build("header", _HEADER_SPEC, 64, 64)
+OPCODE_MASK = (1 << OPCODE_BITS) - 1
+POP_PREV, POP_NEXT, PUSH_PREV, PUSH_NEXT = (1 << f.lo for f in _HEADER.fields[1:])
+DEP_MASK = POP_PREV | POP_NEXT | PUSH_PREV | PUSH_NEXT
+DEP_BITS = dict(zip(DEP_FIELDS, (POP_PREV, POP_NEXT, PUSH_PREV, PUSH_NEXT)))
+
+
 class ISA:
     """The four formats of one configuration (use :func:`get_isa`, which caches)."""
 
     def __init__(self, env: Environment):
         self.env = env
-        deps = [("opcode", 3, False), *((d, 1, False) for d in DEP_FIELDS)]
+        deps = list(_HEADER_SPEC)
         self.mem = Layout.build("LOAD/STORE", deps + [
             ("memory_type", env.MEMOP_ID_BITS, False), ("sram_base", 16, False),
             ("dram_base", 32, False), ("y_size", 16, False), ("x_size", 16, False),
@@ -311,8 +330,8 @@ class RawInsn(_InsnBase):
     bits: int = 0  # all 128 bits; the opcode and flag fields above take precedence over bits 0..6
 
     def encode(self, env: Environment | None = None) -> bytes:
-        low = self.opcode | sum(getattr(self, d) << (3 + k) for k, d in enumerate(DEP_FIELDS))
-        return ((self.bits & ~0x7F) | low).to_bytes(16, "little")
+        low = self.opcode | sum(DEP_BITS[d] for d in DEP_FIELDS if getattr(self, d))
+        return ((self.bits & ~(OPCODE_MASK | DEP_MASK)) | low).to_bytes(16, "little")
 
 
 Insn = MemInsn | GemmInsn | FinishInsn | AluInsn | RawInsn
@@ -342,9 +361,9 @@ def decode_insn(data: bytes, env: Environment | None = None) -> Insn:
         raise EncodingError(f"an instruction is 16 bytes, got {len(data)}")
     isa = get_isa(env or get_env())
     bits = int.from_bytes(data, "little")
-    opcode = bits & 7
+    opcode = bits & OPCODE_MASK
     if opcode > OP_ALU:
-        flags = {d: (bits >> (3 + i)) & 1 for i, d in enumerate(DEP_FIELDS)}
+        flags = {d: int(bool(bits & DEP_BITS[d])) for d in DEP_FIELDS}
         return RawInsn(opcode=opcode, bits=bits, **flags)
     values = isa.layout_for(opcode).unpack(bits)
     cls = {OP_LOAD: MemInsn, OP_STORE: MemInsn, OP_GEMM: GemmInsn, OP_FINISH: FinishInsn, OP_ALU: AluInsn}[opcode]

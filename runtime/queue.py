@@ -63,16 +63,23 @@ class CommandQueue:
         self._rt = runtime
         self.env = env
         isa = get_isa(env)
-        self._mem_layout = tuple((f.name, f.lo, f.width) for f in isa.mem.fields if f.name in _MEM_FIELDS)
-        self._uop_lo = {f.name: f.lo for f in isa.gemm.fields}
+        # Words are assembled from the codec's field positions, looked up once here (the hot path
+        # only shifts and ors): fixed parts are packed by the codec itself.
+        mem, gemm = isa.mem, isa.gemm
+        self._mem_layout = tuple((f.name, f.lo, f.width) for f in mem.fields if f.name in _MEM_FIELDS)
+        self._opcode_word = {op: mem.pack({"opcode": op}) for op in (OP_LOAD, OP_STORE)}
+        self._finish_word = gemm.pack({"opcode": OP_FINISH})
         lo = {name: bit for name, bit, _ in self._mem_layout}
         # LOAD UOP words differ only in sram_base, dram_base, x_size and x_stride (y_size is 1)
-        self._uop_load = (OP_LOAD | MEM_UOP << lo["memory_type"] | 1 << lo["y_size"], lo["sram_base"], lo["dram_base"],
-                          lo["x_size"], lo["x_stride"])
-        self._range_lo = (self._uop_lo["uop_bgn"], self._uop_lo["uop_end"])
+        self._uop_load = (mem.pack({"opcode": OP_LOAD, "memory_type": MEM_UOP, "y_size": 1}), lo["sram_base"],
+                          lo["dram_base"], lo["x_size"], lo["x_stride"])
+        gemm_lo = {f.name: f.lo for f in gemm.fields}
+        self._range_lo = (gemm_lo["uop_bgn"], gemm_lo["uop_end"])
         self._elem = isa.elem_bytes
         self._loadable = (MEM_UOP, MEM_WGT, MEM_INP, MEM_ACC) + ((MEM_ACC_8BIT,) if env.HW_VER == "0.0.2" else ())
-        self._store_type = MEM_OUT if env.HW_VER == "0.0.2" else MEM_OUT & 3  # 2-bit field in 0.0.1 (spec §2.7)
+        # STORE's memory type: OUT, truncated to the field (2 bits in 0.0.1, where OUT reads as 0; spec §2.7)
+        type_width = next(width for name, _, width in self._mem_layout if name == "memory_type")
+        self._store_type = MEM_OUT & ((1 << type_width) - 1)
         self.insn_capacity = insn_capacity
         self.insns = InsnBuffer(env)
         self.ring = UopRing(env.UOP_BUFF_DEPTH)
@@ -148,7 +155,7 @@ class CommandQueue:
                     f"at 0x{phys:x}", index=len(self.insns), module=("load", "compute", "store")[stage - 1])
         mt = memory_type if opcode == OP_LOAD else self._store_type
         values = (mt, sram_index, dram_base, y_size, x_size, x_stride) + pads
-        word = opcode
+        word = self._opcode_word[opcode]
         for (name, lo, width), v in zip(self._mem_layout, values):
             if not isinstance(v, int):
                 v = _as_int(v, what, name)
@@ -263,7 +270,7 @@ class CommandQueue:
                     for _ in range(n):
                         insns.dep_pop(frm, to)
             insns.drain()
-        insns.create(COMPUTE, OP_FINISH, COMPUTE)  # FINISH never carries a pop (spec §4.6)
+        insns.create(COMPUTE, self._finish_word, COMPUTE)  # FINISH never carries a pop (spec §4.6)
         assert not insns.pending(), insns.pending()
         try:
             self._rt._launch(insns, self.log.data(), timeout_s, self.continued, export_to)

@@ -23,7 +23,7 @@ import numpy as np
 
 from vta.config import Environment, sim_max_uop_iterations
 from vta.errors import SimLimitError, SramOutOfBoundsError
-from vta.isa import ALU_ADD, ALU_MAX, ALU_MIN, ALU_MUL, ALU_NAMES, ALU_SHR, get_isa
+from vta.isa import ALU_ADD, ALU_MAX, ALU_MIN, ALU_MUL, ALU_NAMES, ALU_SHR, DEP_MASK, get_isa
 from vta.sim.checks import Index, as_index
 from vta.sim.sram import Sram
 
@@ -166,7 +166,7 @@ class PlanCache:
 
     def get(self, f: dict[str, int], words: tuple[int, int], uops: np.ndarray, i: int) -> GemmPlan | AluPlan:
         """The plan of the GEMM or ALU instruction ``i`` (fields ``f``, raw ``words``) over ``uops``."""
-        key = (words[0] & ~0x78, words[1], uops.tobytes())
+        key = (words[0] & ~DEP_MASK, words[1], uops.tobytes())
         plan = self._plans.get(key)
         if plan is None:
             plan = self._build_alu(f, uops, i) if "alu_opcode" in f else self._build_gemm(f, uops, i)
