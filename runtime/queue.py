@@ -7,6 +7,7 @@ launches it. The queue flushes on its own when the instruction buffer would over
 
 from __future__ import annotations
 
+import logging
 import operator
 import os
 import sys
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from vta.runtime.api import DeviceBuffer, Runtime
 
 __all__ = ["DEBUG_DUMP_INSN", "DEBUG_DUMP_UOP", "DEBUG_FORCE_SERIAL", "CommandQueue"]
+
+logger = logging.getLogger(__name__)
 
 # Debug flags with the reference's values (spec §4.8).
 DEBUG_DUMP_INSN, DEBUG_DUMP_UOP, DEBUG_FORCE_SERIAL = 1 << 1, 1 << 2, 1 << 5
@@ -192,7 +195,7 @@ class CommandQueue:
             if self.debug_flags & DEBUG_DUMP_UOP:
                 print(f"{what}({key!r}): {kernel.dump()}", file=self.debug_out or sys.stdout)
         if kernel not in self.ring.where and not self.log.fits(len(kernel)):
-            self._auto_sync()  # the micro-op DRAM buffer is full (reference UopQueue::Push)
+            self._auto_sync("the micro-op buffer is full")  # reference UopQueue::Push
         begin, end, load = self.ring.place(kernel)
         if load:
             offset = self.log.append(kernel) * self.env.UOP_ELEM_BYTES
@@ -245,12 +248,17 @@ class CommandQueue:
             return
         in_flight = sum(n for n in self.insns.balance.values() if n > 0)
         if (count + _RESERVE + in_flight) * 16 > self.insn_capacity * 16:
-            self._auto_sync()
+            self._auto_sync("the instruction buffer is full")
 
-    def _auto_sync(self) -> None:
+    def _auto_sync(self, reason: str) -> None:
         """Run what is queued so far (spec §4.7); the next window continues the same program."""
+        stats = self._rt.stats
+        before, uops = stats.instructions, self.log.size
         self._flush(self._rt.timeout_s, None, carry=not self.debug_flags & DEBUG_FORCE_SERIAL)
-        self._rt.stats.auto_flushes += 1
+        stats.auto_flushes += 1
+        logger.info("automatic flush %d: %s; ran %d instructions and %d micro-ops, carrying %d token(s) into the "
+                    "next run of the same program", stats.auto_flushes, reason, stats.instructions - before, uops,
+                    sum(n for _, _, n in self._carry))
         self.continued = True
         for frm, to, n in self._carry:
             for _ in range(n):
