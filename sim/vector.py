@@ -120,9 +120,6 @@ def load_vector(path: str | Path) -> Vector:
     if meta is None or in_size is None:
         raise VectorError(f"{path}: a vector directory needs meta.json and mem_in.bin")
     base, offset, count = (_meta_int(meta, k, path) for k in ("phys_base", "insn_offset", "insn_count"))
-    if offset % 16:
-        raise VectorError(f"{path}/meta.json: insn_offset {offset} must be a multiple of 16 (instructions are "
-                          "16-byte aligned)")
     if base % PAGE_BYTES or base == 0:
         raise VectorError(f"{path}/meta.json: phys_base 0x{base:x} must be page-aligned ({PAGE_BYTES} bytes) and "
                           "nonzero")
@@ -135,6 +132,9 @@ def load_vector(path: str | Path) -> Vector:
     if offset + 16 * count > in_size:
         raise VectorError(f"{path}: the instruction stream (offset {offset}, {count} instructions) runs past the "
                           f"{in_size}-byte image")
+    if offset % 16:
+        raise VectorError(f"{path}/meta.json: insn_offset {offset} must be a multiple of 16 (instructions are "
+                          "16-byte aligned)")
     out_size = _regular_size(path / "mem_out.bin")
     if out_size is not None and out_size != in_size:
         raise VectorError(f"{path}/mem_out.bin: {out_size} bytes; the image after the run has the size of "
