@@ -49,9 +49,10 @@ _FPGA = {
 
 INS_ELEM_BYTES = 16
 UOP_ELEM_BYTES = 4
-# Default simulator limit on one GEMM/ALU instruction's micro-op iterations: twice the largest
-# useful instruction (every ACC entry, 2048, accumulating every WGT entry, 1024).
-SIM_MAX_UOP_ITERATIONS = 1 << 22
+# Default simulator limit on one GEMM/ALU instruction's micro-op iterations: 8 times a tile where
+# each of the 2048 ACC entries sums 64 WGT entries (the golden vectors' largest is 8064), and a
+# few seconds and a few hundred MB of simulator work at most.
+SIM_MAX_UOP_ITERATIONS = 1 << 20
 MAX_XFER = 1 << 25  # largest physically contiguous buffer (driver.h VTA_MAX_XFER)
 PAGE_BYTES = 4096
 
@@ -312,8 +313,9 @@ def cache_dir() -> Path:
 def sim_max_uop_iterations() -> int:
     """The simulator's per-instruction limit on GEMM/ALU micro-op iterations (iter_out x iter_in x uops).
 
-    ``$VTA_SIM_MAX_UOP_ITERATIONS`` when set, else :data:`SIM_MAX_UOP_ITERATIONS`. Each iteration
-    costs the simulator about 40 bytes (GEMM) to 150 bytes (ALU) while it plans the instruction.
+    ``$VTA_SIM_MAX_UOP_ITERATIONS`` when set, else :data:`SIM_MAX_UOP_ITERATIONS`. An ALU
+    instruction whose iterations form a chain of dependent steps may have 1/16 of it in steps.
+    Each iteration costs the simulator about 100 bytes and 1-2 us while it plans and runs.
     """
     raw = os.environ.get("VTA_SIM_MAX_UOP_ITERATIONS")
     if raw is None:

@@ -17,6 +17,8 @@ are checked arithmetically first (no enumeration), then an instruction with more
 
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +32,10 @@ from vta.sim.sram import Sram
 __all__ = ["PlanCache", "run_alu", "run_gemm"]
 
 EXACT_TERMS = 1 << 10  # float32 sums of int8 products stay exact up to this many terms
+# An ALU instruction whose iterations form more dependent steps than max_iterations >> SERIAL_SHIFT
+# (and cannot be folded) is refused: each step costs a few numpy calls (about 20 us).
+SERIAL_SHIFT = 4
+SCATTER_BLOCK = 1 << 15  # tuples per block of an uneven GEMM's scatter (~13 MB of operands)
 
 
 @dataclass(frozen=True)
@@ -51,9 +57,17 @@ class GemmPlan:
 
 @dataclass(frozen=True)
 class AluPlan:
-    chunks: tuple[tuple[Index, Index], ...]  # (dst, src) of program-order runs with no dependence inside
+    dst: np.ndarray  # per tuple, in program order
+    src: np.ndarray
+    prev: np.ndarray  # per tuple, the earlier tuple it depends on (-1: none)
+    fold: bool  # dependent updates that commute: one unbuffered ufunc.at gives the loop's result
     read_set: Index
     write_set: Index
+
+    @functools.cached_property
+    def chunks(self) -> tuple[tuple[Index, Index], ...]:
+        """(dst, src) of each run of independent tuples, built on first use (a folded plan executes without them)."""
+        return tuple((_flat_index(self.dst[lo:hi]), _flat_index(self.src[lo:hi])) for lo, hi in _runs(self.prev))
 
 
 def _tuples(f: dict[str, int], uops: np.ndarray, isa_uop: object) -> tuple[np.ndarray, ...]:
@@ -201,13 +215,22 @@ class PlanCache:
         _check_size(f, i, what, self.max_iterations)
         dst, src, _ = _tuples(f, uops, bases)
         reads = dst if f["use_imm"] else np.concatenate([dst, src])
-        chunks = tuple((_flat_index(dst[lo:hi]), _flat_index(src[lo:hi]))
-                       for lo, hi in _independent_chunks(dst, src, bool(f["use_imm"])))
-        return AluPlan(chunks, _entries(reads, env.ACC_BUFF_DEPTH), _entries(dst, env.ACC_BUFF_DEPTH))
+        write_set = _entries(dst, env.ACC_BUFF_DEPTH)
+        prev = _dependence(dst, src, bool(f["use_imm"]))
+        if prev.max(initial=-1) < 0:
+            return AluPlan(dst, src, prev, False, _entries(reads, env.ACC_BUFF_DEPTH), write_set)
+        fold = _foldable(f, write_set, src, env.ACC_BUFF_DEPTH)
+        steps = self.max_iterations >> SERIAL_SHIFT
+        if not fold and _runs(prev, steps) is None:
+            raise SimLimitError(
+                f"{what} is a chain of more than {steps:,} dependent steps (each reads an entry an earlier micro-op "
+                f"iteration wrote), the simulator's limit per instruction (VTA_SIM_MAX_UOP_ITERATIONS / "
+                f"{1 << SERIAL_SHIFT}); set VTA_SIM_MAX_UOP_ITERATIONS to raise the limit", index=i, module="compute")
+        return AluPlan(dst, src, prev, fold, _entries(reads, env.ACC_BUFF_DEPTH), write_set)
 
 
-def _independent_chunks(dst: np.ndarray, src: np.ndarray, use_imm: bool) -> tuple[tuple[int, int], ...]:
-    """Split tuples into program-order runs where no tuple reads or rewrites an entry written earlier in its run."""
+def _dependence(dst: np.ndarray, src: np.ndarray, use_imm: bool) -> np.ndarray:
+    """Per tuple, the latest earlier tuple that wrote the entry it reads or rewrites (-1: none)."""
     n = len(dst)
     t = np.arange(n, dtype=np.int64)
     order = np.lexsort((t, dst))
@@ -220,15 +243,26 @@ def _independent_chunks(dst: np.ndarray, src: np.ndarray, use_imm: bool) -> tupl
         pos = np.searchsorted(key_w, src * n + t, side="left") - 1
         ok = (pos >= 0) & (ds[np.maximum(pos, 0)] == src)
         prev = np.maximum(prev, np.where(ok, ts[np.maximum(pos, 0)], -1))
-    if prev.max(initial=-1) < 0:
-        return ((0, n),)
-    chunks, start = [], 0
-    for j, p in enumerate(prev.tolist()):
-        if p >= start:
-            chunks.append((start, j))
-            start = j
-    chunks.append((start, n))
-    return tuple(chunks)
+    return prev
+
+
+def _runs(prev: np.ndarray, limit: int | None = None) -> tuple[tuple[int, int], ...] | None:
+    """Program-order runs where no tuple depends on an earlier tuple of its run (None: more than ``limit``).
+
+    Only tuples with a dependence can end a run, so the Python loop visits just those, a block at a time.
+    """
+    cuts, start = [], 0
+    deps = np.flatnonzero(prev >= 0)
+    for lo in range(0, len(deps), 1 << 16):
+        block = deps[lo:lo + (1 << 16)]
+        for j, p in zip(block.tolist(), prev[block].tolist()):
+            if p >= start:
+                cuts.append(j)
+                start = j
+                if limit is not None and len(cuts) >= limit:
+                    return None
+    edges = [0, *cuts, len(prev)]
+    return tuple(itertools.pairwise(edges))
 
 
 def run_gemm(plan: GemmPlan, sram: Sram) -> None:
@@ -246,9 +280,12 @@ def run_gemm(plan: GemmPlan, sram: Sram) -> None:
         acc[g.acc] += np.matmul(x, w).astype(np.int32).reshape(p * r, b, bo)
     if plan.scatter is not None:
         uniq, pos, inp, wgt = plan.scatter
-        prod = np.einsum("nbk,nko->nbo", sram.inp[inp], sram.wgt_t[wgt]).astype(np.int64)
         total = np.zeros((len(uniq), b, bo), dtype=np.int64)
-        np.add.at(total, pos, prod)
+        for lo in range(0, len(pos), SCATTER_BLOCK):  # blocks bound the gathered operands' memory
+            hi = lo + SCATTER_BLOCK
+            x = sram.inp[inp[lo:hi]].astype(np.float32)  # one product sums BLOCK_IN int8 terms: exact in float32
+            w = sram.wgt_t[wgt[lo:hi]].astype(np.float32)
+            np.add.at(total, pos[lo:hi], np.matmul(x, w).astype(np.int64))
         acc[uniq] += (total & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
 
 
@@ -278,9 +315,38 @@ def _apply(op: int, a: np.ndarray, b: np.ndarray | np.int32) -> np.ndarray:
     return _shift(a, b)
 
 
+def _foldable(f: dict[str, int], write_set: Index, src: np.ndarray, depth: int) -> bool:
+    """Whether each entry's updates commute, so their order within the instruction does not matter:
+    MIN/MAX/ADD/MUL by values that do not change during the instruction (the immediate, or sources
+    the instruction never writes), or SHR by the immediate (shifts by one amount add up)."""
+    if f["use_imm"]:
+        return True
+    if f["alu_opcode"] == ALU_SHR:
+        return False  # amounts of mixed sign do not commute
+    written = np.zeros(depth, dtype=bool)
+    written[write_set] = True
+    return not written[src].any()
+
+
+_AT = {ALU_MIN: np.minimum, ALU_MAX: np.maximum, ALU_ADD: np.add, ALU_MUL: np.multiply}
+
+
+def _fold(plan: AluPlan, op: int, imm: np.int32 | None, acc: np.ndarray) -> None:
+    """A foldable plan in one pass: ufunc.at applies repeated destinations one after another."""
+    if op == ALU_SHR:  # SHR by the immediate, applied n times to an entry: one shift by n * imm
+        entries = plan.write_set
+        times = np.bincount(plan.dst, minlength=len(acc))[entries].astype(np.int64)
+        acc[entries] = _shift(acc[entries], (times * int(imm))[:, None, None])
+        return
+    _AT[op].at(acc, plan.dst, imm if imm is not None else acc[plan.src])
+
+
 def run_alu(plan: AluPlan, f: dict[str, int], sram: Sram) -> None:
     acc = sram.acc
     op, imm = f["alu_opcode"], np.int32(f["imm"])
     with np.errstate(over="ignore"):
+        if plan.fold:
+            _fold(plan, op, imm if f["use_imm"] else None, acc)
+            return
         for d, s in plan.chunks:
             acc[d] = _apply(op, acc[d], imm if f["use_imm"] else acc[s])

@@ -11,7 +11,8 @@ from tests.sim import reference
 from tests.sim.programs import load_uops, program, put
 from vta.errors import ConfigError, ProgramError, SimLimitError, SramOutOfBoundsError
 from vta.isa import ALU_ADD, ALU_MAX, ALU_MIN, ALU_MUL, ALU_SHR, MEM_ACC, MEM_INP, MEM_WGT, AluInsn, GemmInsn, MemInsn
-from vta.sim.compute import _first_oob
+from vta.sim import compute
+from vta.sim.compute import SERIAL_SHIFT, _first_oob
 from vta.sim.device import SimDevice
 
 RNG = np.random.default_rng(7)
@@ -166,7 +167,7 @@ def test_fuzzed_huge_instruction_is_refused_before_allocating(dev, insn, what):
     try:
         with pytest.raises(SimLimitError, match=(
                 rf"^sim_limit: instruction 1, compute module: {what} runs 14499 x 16285 x 6056 = 1,429,919,798,040 "
-                r"micro-op iterations, more than the simulator's limit of 4,194,304 per instruction \(the hardware "
+                r"micro-op iterations, more than the simulator's limit of 1,048,576 per instruction \(the hardware "
                 r"would run it; the simulator needs memory in proportion\); set VTA_SIM_MAX_UOP_ITERATIONS to "
                 r"raise the limit$")) as e:
             p.run()
@@ -211,3 +212,63 @@ def test_first_out_of_bounds_tuple_matches_enumeration(base, fo, fi, n_out, n_in
     want = None if not len(bad) else (int(bad[0]) // (n_in * len(b)), int(bad[0]) // len(b) % n_in,
                                       int(bad[0]) % len(b))
     assert _first_oob(b, fo, fi, n_out, n_in, depth) == want
+
+
+# --- ALU instructions with many dependent steps: folded when the updates commute, else bounded ------
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_random_alu_with_repeated_destinations_matches_loops(data):
+    dev = SimDevice()
+    op, use_imm = data.draw(st.sampled_from([ALU_MIN, ALU_MAX, ALU_ADD, ALU_SHR, ALU_MUL])), data.draw(st.booleans())
+    src_lo = data.draw(st.sampled_from([0, 8]))  # 8: sources the instruction never writes (foldable)
+    uops = [(data.draw(st.integers(0, 3)), src_lo + data.draw(st.integers(0, 7)), 0)
+            for _ in range(data.draw(st.integers(1, 4)))]
+    f = dict(alu_opcode=op, use_imm=int(use_imm), imm=data.draw(st.integers(-40, 40)),
+             iter_out=data.draw(st.integers(1, 4)), iter_in=data.draw(st.integers(1, 4)),
+             dst_factor_out=data.draw(st.integers(0, 1)), src_factor_in=data.draw(st.integers(0, 1)))
+    values = RNG.integers(-40, 40, (32, 1, 16)).astype(np.int32) if op in (ALU_SHR, ALU_MUL) else None
+    got, want = alu_case(dev, uops, f, n_acc=32, values=values)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("use_imm,src", [(1, 0), (0, 9)])
+def test_long_commuting_alu_is_folded_and_exact(dev, use_imm, src):
+    f = dict(alu_opcode=ALU_ADD, use_imm=use_imm, imm=3, iter_out=50, iter_in=20)  # 1000 updates of entry 0
+    got, want = alu_case(dev, [(0, src, 0)], f, n_acc=16)
+    np.testing.assert_array_equal(got, want)
+    plan = next(p for p in dev.plans._plans.values() if hasattr(p, "fold"))
+    assert plan.fold and "chunks" not in plan.__dict__  # executed without building 1000 runs
+
+
+def test_folded_plan_runs_under_pynq_fidelity(dev):
+    ld_acc, acc = fill(dev, MEM_ACC, 16)
+    f = dict(alu_opcode=ALU_MAX, use_imm=1, imm=5, iter_out=3, iter_in=4)
+    program(dev, [ld_acc, load_uops(dev, [(0, 0, 0), (1, 1, 0)]),
+                  AluInsn(uop_bgn=0, uop_end=2, **f)]).run(fidelity="pynq")
+    np.testing.assert_array_equal(dev.sram.acc[:16], reference.alu(acc, [(0, 0, 0), (1, 1, 0)], f))
+    plan = next(p for p in dev.plans._plans.values() if hasattr(p, "fold"))
+    assert plan.fold and len(plan.chunks) == 12  # the bitstream model walks the runs, built on demand
+
+
+def test_dependent_chain_longer_than_the_limit_is_refused(monkeypatch):
+    monkeypatch.setenv("VTA_SIM_MAX_UOP_ITERATIONS", str(10 << SERIAL_SHIFT))  # 10 dependent steps
+    chain = dict(alu_opcode=ALU_ADD, use_imm=0, imm=0, iter_out=1, dst_factor_in=1, src_factor_in=1)
+    got, want = alu_case(SimDevice(), [(1, 0, 0)], {**chain, "iter_in": 10}, n_acc=16)
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(SimLimitError, match=r"^sim_limit: instruction 2, compute module: ALU ADD is a chain of more "
+                                            r"than 10 dependent steps \(each reads an entry an earlier micro-op "
+                                            r"iteration wrote\), the simulator's limit per instruction "
+                                            r"\(VTA_SIM_MAX_UOP_ITERATIONS / 16\); set VTA_SIM_MAX_UOP_ITERATIONS "
+                                            r"to raise the limit$"):
+        alu_case(SimDevice(), [(1, 0, 0)], {**chain, "iter_in": 11}, n_acc=16)
+
+
+def test_uneven_gemm_in_several_scatter_blocks(dev, monkeypatch):
+    monkeypatch.setattr(compute, "SCATTER_BLOCK", 2)
+    uops = [(0, 1, 2), (0, 3, 4), (5, 6, 7)]
+    f = dict(iter_out=3, iter_in=2, dst_factor_out=7, dst_factor_in=1, src_factor_out=2, src_factor_in=3,
+             wgt_factor_out=1, wgt_factor_in=2)
+    got, want = gemm_case(dev, uops, f)
+    np.testing.assert_array_equal(got, want)
+    assert next(iter(dev.plans._plans.values())).scatter is not None
