@@ -3,7 +3,8 @@
 Each program is 1..16 instructions: half pure random bytes; a quarter random bytes with valid
 opcodes (0..4) and a final FINISH; a quarter valid opcodes, a final FINISH and small fields whose
 DRAM addresses fall in the program's data buffer (so loads, GEMMs, ALUs and stores really
-execute). Each runs on a fresh SimDevice whose DRAM holds, in order, a guard page, a 64 KiB data
+execute; 2% of their GEMM/ALU loops run up to 2^14 x 2^14 iterations, so the simulator's
+iteration limits are exercised). Each runs on a fresh SimDevice whose DRAM holds, in order, a guard page, a 64 KiB data
 buffer, the instruction page and a guard page, all filled with random bytes. Counted per flavour:
 
 - crash: any exception other than a ProgramError (e.g. MemoryError, IndexError);
@@ -68,9 +69,11 @@ def _small_program(rng: np.random.Generator, n: int, data_phys: int, elem: dict[
                                  x_size=x, x_stride=x + small(3) if legal else small(10), **pads, **flags))
         elif op in (OP_GEMM, OP_ALU):
             bgn = small(4)
-            loop = dict(uop_bgn=bgn, uop_end=bgn + small(5) if legal else small(8), iter_out=small(4),
-                        iter_in=small(4), dst_factor_out=small(4), dst_factor_in=small(4), src_factor_out=small(4),
-                        src_factor_in=small(4), reset_reg=small(2))
+            # rarely, loops up to the fields' 14 bits: the simulator's iteration limits and folded ALUs
+            n_out, n_in, fac = (1 << 14, 1 << 14, 2) if rng.random() < 0.02 else (4, 4, 4)
+            loop = dict(uop_bgn=bgn, uop_end=bgn + small(5) if legal else small(8), iter_out=small(n_out),
+                        iter_in=small(n_in), dst_factor_out=small(fac), dst_factor_in=small(fac),
+                        src_factor_out=small(fac), src_factor_in=small(fac), reset_reg=small(2))
             if op == OP_GEMM:
                 insns.append(GemmInsn(**loop, wgt_factor_out=small(4), wgt_factor_in=small(4), **flags))
             else:
