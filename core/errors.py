@@ -148,7 +148,7 @@ class UnknownOpcodeError(ProgramError):
     error_class = "unknown_opcode"
 
 
-class SimLimitError(ProgramError, MemoryError):
+class SimLimitError(ProgramError):
     """A legal instruction the simulator refuses: executing it would exceed a documented resource limit.
 
     Not a golden-vector class: the hardware would run the instruction (for hours); the simulator

@@ -14,6 +14,7 @@ from vta.isa import (
     DEP_BITS,
     DEP_MASK,
     MEM_ACC,
+    MEM_ACC_8BIT,
     MEM_INP,
     MEM_OUT,
     MEM_UOP,
@@ -30,6 +31,7 @@ from vta.isa import (
     MemInsn,
     RawInsn,
     decode_insn,
+    get_isa,
 )
 from vta.runtime import DEBUG_DUMP_INSN, DEBUG_DUMP_UOP, DEBUG_FORCE_SERIAL, Runtime, UopKernel
 from vta.runtime.deps import InsnBuffer
@@ -204,6 +206,9 @@ def test_insn_buffer_balance_and_numpy_ints(env):
 
 
 def test_flag_bits_and_fixed_words_come_from_the_codec(env):
+    # one element-size table for the queue, the export, the simulator's DMA checks and its timing model
+    want = {MEM_UOP: 4, MEM_WGT: 256, MEM_INP: 16, MEM_ACC: 64, MEM_OUT: 16, MEM_ACC_8BIT: 16}
+    assert get_isa(env).elem_bytes == want
     for name, bit in DEP_BITS.items():
         assert int.from_bytes(MemInsn(**{name: 1}, memory_type=0, opcode=0).encode(env), "little") == bit
     assert sum(DEP_BITS.values()) == DEP_MASK and tuple(DEP_BITS.values()) == (POP_PREV, POP_NEXT, PUSH_PREV, PUSH_NEXT)
