@@ -1,9 +1,10 @@
 """The VTA hardware configuration: the 10 keys of ``vta_config.json`` and every derived constant.
 
 This is the only module that reads ``VTA_*`` environment variables:
-``VTA_CONFIG`` (path of a config JSON) and ``VTA_TARGET`` (overrides its TARGET). With neither
-set, TARGET follows the machine: the board's target on a detected Pynq board
-(:mod:`vta.board`), ``sim`` elsewhere; :func:`target_choice` says which and why.
+``VTA_CONFIG`` (path of a config JSON), ``VTA_TARGET`` (overrides its TARGET),
+``VTA_CACHE_PATH`` and ``VTA_SIM_MAX_UOP_ITERATIONS`` (the simulator's per-instruction limit). With
+neither VTA_CONFIG nor VTA_TARGET set, TARGET follows the machine: the board's target on a detected
+Pynq board (:mod:`vta.board`), ``sim`` elsewhere; :func:`target_choice` says which and why.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from vta.board import BOARD_FPGA_TARGETS, BOARD_TARGETS, DetectedBoard, TargetCh
 from vta.errors import ConfigError
 
 __all__ = [
-    "BOARD_FPGA_TARGETS", "HW_VERSIONS", "TARGETS", "Environment", "TargetChoice", "cache_dir", "choose_target",
-    "config_source", "default_config_path", "get_env", "load_config", "resolve_default", "sudo_user_cache_dir",
-    "target_choice",
+    "BOARD_FPGA_TARGETS", "HW_VERSIONS", "SIM_MAX_UOP_ITERATIONS", "TARGETS", "Environment", "TargetChoice",
+    "cache_dir", "choose_target", "config_source", "default_config_path", "get_env", "load_config",
+    "resolve_default", "sim_max_uop_iterations", "sudo_user_cache_dir", "target_choice",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,10 @@ _FPGA = {
 
 INS_ELEM_BYTES = 16
 UOP_ELEM_BYTES = 4
+# Default simulator limit on one GEMM/ALU instruction's micro-op iterations: 8 times a tile where
+# each of the 2048 ACC entries sums 64 WGT entries (the golden vectors' largest is 8064), and a
+# few seconds and a few hundred MB of simulator work at most.
+SIM_MAX_UOP_ITERATIONS = 1 << 20
 MAX_XFER = 1 << 25  # largest physically contiguous buffer (driver.h VTA_MAX_XFER)
 PAGE_BYTES = 4096
 
@@ -311,6 +316,25 @@ def cache_dir() -> Path:
     """Where bitstreams are cached: ``$VTA_CACHE_PATH``, else ``~/.vta_cache`` (the directory upstream VTA fills)."""
     root = os.environ.get("VTA_CACHE_PATH")
     return Path(root).expanduser() if root else Path.home() / ".vta_cache"
+
+
+def sim_max_uop_iterations() -> int:
+    """The simulator's per-instruction limit on GEMM/ALU micro-op iterations (iter_out x iter_in x uops).
+
+    ``$VTA_SIM_MAX_UOP_ITERATIONS`` when set, else :data:`SIM_MAX_UOP_ITERATIONS`. An ALU
+    instruction whose iterations form a chain of dependent steps may have 1/16 of it in steps.
+    Each iteration costs the simulator about 100 bytes and 1-2 us while it plans and runs.
+    """
+    raw = os.environ.get("VTA_SIM_MAX_UOP_ITERATIONS")
+    if raw is None:
+        return SIM_MAX_UOP_ITERATIONS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"VTA_SIM_MAX_UOP_ITERATIONS must be a positive integer, got {raw!r}")
+    return value
 
 
 def sudo_user_cache_dir(environ: Mapping[str, str] | None = None,

@@ -28,6 +28,7 @@ __all__ = [
     "RaceError",
     "RemoteError",
     "ScheduleError",
+    "SimLimitError",
     "SramOutOfBoundsError",
     "UninitSramError",
     "UnknownOpcodeError",
@@ -145,6 +146,16 @@ class UnknownOpcodeError(ProgramError):
     """An undefined opcode or ALU opcode."""
 
     error_class = "unknown_opcode"
+
+
+class SimLimitError(ProgramError):
+    """A legal instruction the simulator refuses: executing it would exceed a documented resource limit.
+
+    Not a golden-vector class: the hardware would run the instruction (for hours); the simulator
+    refuses before allocating rather than exhausting memory.
+    """
+
+    error_class = "sim_limit"
 
 
 PROGRAM_ERRORS: dict[str, type[ProgramError]] = {

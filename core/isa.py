@@ -24,6 +24,8 @@ __all__ = [
     "ALU_NAMES",
     "ALU_SHR",
     "COMPUTE_MODULE",
+    "DEP_BITS",
+    "DEP_MASK",
     "ISA",
     "LOAD_MODULE",
     "MEM_ACC",
@@ -34,12 +36,18 @@ __all__ = [
     "MEM_UOP",
     "MEM_WGT",
     "MODULES",
+    "OPCODE_BITS",
+    "OPCODE_MASK",
     "OPCODE_NAMES",
     "OP_ALU",
     "OP_FINISH",
     "OP_GEMM",
     "OP_LOAD",
     "OP_STORE",
+    "POP_NEXT",
+    "POP_PREV",
+    "PUSH_NEXT",
+    "PUSH_PREV",
     "STORE_MODULE",
     "AluInsn",
     "DecodedStream",
@@ -150,12 +158,23 @@ class Layout:
         return out
 
 
+# The opcode and the four dependency flags open every instruction format (spec §2.1); their
+# masks come from the same field list the formats are built from.
+OPCODE_BITS = 3
+_HEADER_SPEC = [("opcode", OPCODE_BITS, False), *((d, 1, False) for d in DEP_FIELDS)]
+_HEADER = Layout.build("header", _HEADER_SPEC, 64, 64)
+OPCODE_MASK = (1 << OPCODE_BITS) - 1
+POP_PREV, POP_NEXT, PUSH_PREV, PUSH_NEXT = (1 << f.lo for f in _HEADER.fields[1:])
+DEP_MASK = POP_PREV | POP_NEXT | PUSH_PREV | PUSH_NEXT
+DEP_BITS = dict(zip(DEP_FIELDS, (POP_PREV, POP_NEXT, PUSH_PREV, PUSH_NEXT)))
+
+
 class ISA:
     """The four formats of one configuration (use :func:`get_isa`, which caches)."""
 
     def __init__(self, env: Environment):
         self.env = env
-        deps = [("opcode", 3, False), *((d, 1, False) for d in DEP_FIELDS)]
+        deps = list(_HEADER_SPEC)
         self.mem = Layout.build("LOAD/STORE", deps + [
             ("memory_type", env.MEMOP_ID_BITS, False), ("sram_base", 16, False),
             ("dram_base", 32, False), ("y_size", 16, False), ("x_size", 16, False),
@@ -175,6 +194,12 @@ class ISA:
             ("src_factor_out", env.ALU_SRC_FACTOR_BITS, False), ("src_factor_in", env.ALU_SRC_FACTOR_BITS, False),
             ("alu_opcode", env.ALU_OPCODE_BITS, False), ("use_imm", 1, False), ("imm", 16, True),
         ], 64, 128)
+        # DRAM bytes per element of each memory type (dram_base and x_stride count these units, spec §2.4);
+        # ACC_8BIT holds one int8 per accumulator lane.
+        self.elem_bytes: dict[int, int] = {
+            MEM_UOP: env.UOP_ELEM_BYTES, MEM_WGT: env.WGT_ELEM_BYTES, MEM_INP: env.INP_ELEM_BYTES,
+            MEM_ACC: env.ACC_ELEM_BYTES, MEM_OUT: env.OUT_ELEM_BYTES, MEM_ACC_8BIT: env.ACC_ELEM_BYTES // 4,
+        }
         self.uop = Layout.build("UOP", [
             ("dst_idx", env.UOP_DST_BITS, False), ("src_idx", env.UOP_SRC_BITS, False),
             ("wgt_idx", env.UOP_WGT_BITS, False),
@@ -305,8 +330,8 @@ class RawInsn(_InsnBase):
     bits: int = 0  # all 128 bits; the opcode and flag fields above take precedence over bits 0..6
 
     def encode(self, env: Environment | None = None) -> bytes:
-        low = self.opcode | sum(getattr(self, d) << (3 + k) for k, d in enumerate(DEP_FIELDS))
-        return ((self.bits & ~0x7F) | low).to_bytes(16, "little")
+        low = self.opcode | sum(DEP_BITS[d] for d in DEP_FIELDS if getattr(self, d))
+        return ((self.bits & ~(OPCODE_MASK | DEP_MASK)) | low).to_bytes(16, "little")
 
 
 Insn = MemInsn | GemmInsn | FinishInsn | AluInsn | RawInsn
@@ -336,9 +361,9 @@ def decode_insn(data: bytes, env: Environment | None = None) -> Insn:
         raise EncodingError(f"an instruction is 16 bytes, got {len(data)}")
     isa = get_isa(env or get_env())
     bits = int.from_bytes(data, "little")
-    opcode = bits & 7
+    opcode = bits & OPCODE_MASK
     if opcode > OP_ALU:
-        flags = {d: (bits >> (3 + i)) & 1 for i, d in enumerate(DEP_FIELDS)}
+        flags = {d: int(bool(bits & DEP_BITS[d])) for d in DEP_FIELDS}
         return RawInsn(opcode=opcode, bits=bits, **flags)
     values = isa.layout_for(opcode).unpack(bits)
     cls = {OP_LOAD: MemInsn, OP_STORE: MemInsn, OP_GEMM: GemmInsn, OP_FINISH: FinishInsn, OP_ALU: AluInsn}[opcode]

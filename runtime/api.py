@@ -56,6 +56,7 @@ class DeviceBuffer:
 
     def _live(self, what: str) -> Any:
         if self._handle is None:
+            self._rt.check_open(what)
             raise BackendError(f"{what}: device buffer at 0x{self.phys_addr:x} ({self.nbytes} bytes) was freed")
         return self._handle
 
@@ -65,26 +66,58 @@ class DeviceBuffer:
         arr = raw.view(np.dtype(dtype))
         return arr if shape is None else arr.reshape(shape)
 
+    def _checked_bytes(self, arr: object, what: str) -> np.ndarray:
+        """``arr`` as the buffer's bytes: an integer numpy array (machine byte order) or bytes of exactly its size.
+
+        Anything else would be copied as raw bytes of the wrong meaning (a list, floats) or leave
+        stale bytes behind (a shorter array), so it is refused.
+        """
+        if isinstance(arr, (bytes, bytearray, memoryview)):
+            raw, got = np.frombuffer(arr, np.uint8), f"{len(arr)} bytes"
+        elif isinstance(arr, np.ndarray):
+            if arr.dtype.kind not in "iu" or not arr.dtype.isnative:
+                raise BackendError(f"{what}: expected an integer array in machine byte order (int8, uint8, int32, "
+                                   f"...) or bytes, got a {arr.dtype} array")
+            raw, got = arr, f"{arr.nbytes} ({'a' if arr.ndim else 'a 0-d'} {arr.shape} {arr.dtype} array)"
+        else:
+            raise BackendError(f"{what}: expected a numpy integer array or bytes, got {type(arr).__name__}")
+        if raw.nbytes != self.nbytes:
+            raise BackendError(f"{what}: expected {self.nbytes} bytes (the size of the device buffer at "
+                               f"0x{self.phys_addr:x}), got {got}")
+        return raw
+
     def copy_from(self, arr: np.ndarray | bytes) -> None:
-        """Copy an array's bytes (C order) to the start of the buffer; it must fit."""
-        raw = np.frombuffer(arr, np.uint8) if isinstance(arr, (bytes, bytearray)) else \
-            np.ascontiguousarray(arr).view(np.uint8).ravel()
-        if len(raw) > self.nbytes:
-            raise BackendError(f"copy_from: {len(raw)} bytes do not fit the {self.nbytes}-byte device buffer "
-                               f"at 0x{self.phys_addr:x}")
-        self._rt.backend.copy_in(self._live("copy_from"), 0, raw)
+        """Copy an integer array's bytes (C order) or ``bytes`` into the buffer; the sizes must match.
+
+        Raises
+        ------
+        BackendError
+            Not an integer array or bytes, a size other than the buffer's, a freed buffer or a closed runtime.
+        """
+        handle = self._live("copy_from")
+        raw = self._checked_bytes(arr, "copy_from")
+        if isinstance(raw, np.ndarray) and raw.dtype != np.uint8:
+            raw = np.ascontiguousarray(raw).view(np.uint8).ravel()
+        self._rt.backend.copy_in(handle, 0, raw.reshape(-1))
 
     def copy_to(self, arr: np.ndarray | None = None) -> np.ndarray:
-        """Copy the buffer's leading bytes into ``arr`` (whole buffer as uint8 when None); returns it."""
-        nbytes = self.nbytes if arr is None else arr.nbytes
-        if nbytes > self.nbytes:
-            raise BackendError(f"copy_to: a {nbytes}-byte array is larger than the {self.nbytes}-byte device "
-                               f"buffer at 0x{self.phys_addr:x}")
-        data = self._rt.backend.copy_out(self._live("copy_to"), 0, nbytes)
+        """Copy the buffer into ``arr`` (an integer array of the buffer's size), or return it as uint8 when None.
+
+        Raises
+        ------
+        BackendError
+            ``arr`` is not a C-contiguous integer array of the buffer's size, or the buffer/runtime is gone.
+        """
+        handle = self._live("copy_to")
+        if arr is not None:
+            if not isinstance(arr, np.ndarray):
+                raise BackendError(f"copy_to: expected a numpy integer array, got {type(arr).__name__}")
+            self._checked_bytes(arr, "copy_to")
+            if not arr.flags.c_contiguous or not arr.flags.writeable:
+                raise BackendError("copy_to: the destination array must be C-contiguous and writeable")
+        data = self._rt.backend.copy_out(handle, 0, self.nbytes)
         if arr is None:
             return data
-        if not arr.flags.c_contiguous:
-            raise BackendError("copy_to: the destination array must be C-contiguous")
         arr.reshape(-1).view(np.uint8)[:] = data
         return arr
 
@@ -136,6 +169,7 @@ class Runtime:
                  timeout_s: float = 10.0,
                  **backend_options: Any):
         self.env = env or get_env()
+        self.closed = False
         if isinstance(backend, Backend):
             self.backend = backend
         else:
@@ -154,11 +188,11 @@ class Runtime:
         self.backend.on_reset(self.queue.reset)
         self.backend.on_reset(self._retrack)
         self._program_runs: list[RunStatus] = []  # the device runs of the last program that ran
-        self.closed = False
 
     # --- buffers --------------------------------------------------------------------------
     def alloc(self, nbytes: int) -> DeviceBuffer:
         """A device buffer of ``nbytes`` (page-aligned, 1..VTA_MAX_XFER bytes), zero-filled."""
+        self.check_open("alloc")
         handle = self.backend.alloc(nbytes)
         buf = DeviceBuffer(self, handle, self.backend.phys(handle), int(nbytes))
         self.verifier.track(buf.phys_addr, self.backend.view(handle)[:buf.nbytes])
@@ -178,6 +212,7 @@ class Runtime:
     def alloc_at(self, phys_addr: int, nbytes: int) -> DeviceBuffer:
         """A device buffer at a fixed physical address (simulator or emulated board only), for
         pre-built streams such as golden vectors whose addresses cannot be relocated."""
+        self.check_open("alloc_at")
         handle = self.backend.alloc_at(phys_addr, nbytes)
         buf = DeviceBuffer(self, handle, int(phys_addr), int(nbytes))
         self.verifier.track(buf.phys_addr, self.backend.view(handle)[:buf.nbytes])
@@ -215,8 +250,14 @@ class Runtime:
         self.verifier.untrack(buf.phys_addr)
         self.backend.free(handle)
 
+    def check_open(self, what: str) -> None:
+        """Raise BackendError when this runtime was closed: its buffers and backend are gone."""
+        if self.closed:
+            raise BackendError(f"{what}: runtime closed")
+
     def _buffer_range(self, buf: DeviceBuffer, what: str) -> tuple[int, int]:
         if not isinstance(buf, DeviceBuffer) or self._buffers.get(buf.phys_addr) is not buf:
+            self.check_open(what)
             freed = isinstance(buf, DeviceBuffer) and not buf.alive
             state = "was freed" if freed else "is not a buffer of this runtime"
             raise BackendError(f"{what}: {buf!r} {state}")
@@ -231,6 +272,7 @@ class Runtime:
     def _launch(self, insns: InsnBuffer, uops: np.ndarray, timeout_s: float, continued: bool,
                 export_to: str | os.PathLike[str] | None) -> None:
         """Copy stream and micro-ops to DRAM, verify, (export,) run: the device sees only verified streams."""
+        self.check_open("synchronize")
         stream = insns.to_bytes()
         count = len(insns)
         if (count * 16) > self._insn_buf.nbytes:
@@ -284,6 +326,7 @@ class Runtime:
         >>> rt.last_timing().cycles > 0
         True
         """
+        self.check_open("last_timing")
         self.backend.require("timing", "timing model")
         runs = self._program_runs
         if not runs:

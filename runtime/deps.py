@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from vta.config import Environment
 from vta.errors import IllegalDepFlagError
-from vta.isa import MEM_INP, MEM_UOP, OP_LOAD, OP_STORE, get_isa
+from vta.isa import DEP_MASK, MEM_INP, MEM_UOP, OP_LOAD, OP_STORE, POP_NEXT, POP_PREV, PUSH_NEXT, PUSH_PREV, get_isa
 
 __all__ = ["COMPUTE", "LOAD", "NONE", "STORE", "InsnBuffer", "qid_pair"]
 
 NONE, LOAD, COMPUTE, STORE = 0, 1, 2, 3
 STAGE_NAMES = {LOAD: "load", COMPUTE: "compute", STORE: "store"}
-POP_PREV, POP_NEXT, PUSH_PREV, PUSH_NEXT = 1 << 3, 1 << 4, 1 << 5, 1 << 6
-DEP_MASK = POP_PREV | POP_NEXT | PUSH_PREV | PUSH_NEXT
 # Token FIFO of each legal (from, to) pair (spec §2.3).
 FIFOS = {(LOAD, COMPUTE): "l2g", (COMPUTE, LOAD): "g2l", (COMPUTE, STORE): "g2s", (STORE, COMPUTE): "s2g"}
 
@@ -35,12 +33,12 @@ class InsnBuffer:
     """Instruction words of one synchronize window plus the pending-pop and token bookkeeping."""
 
     def __init__(self, env: Environment):
-        mem = {f.name: f.lo for f in get_isa(env).mem.fields}
-        self.x_size_lo, self.memory_type_lo = mem["x_size"], mem["memory_type"]
+        mem = get_isa(env).mem
         # NOP encodings (reference PushNoop): LOAD for load/compute, STORE for store; memory type
         # INP on the load stage and UOP otherwise; every address and size field 0.
-        self.nops = {LOAD: OP_LOAD | MEM_INP << self.memory_type_lo, COMPUTE: OP_LOAD | MEM_UOP << self.memory_type_lo,
-                     STORE: OP_STORE | MEM_UOP << self.memory_type_lo}
+        self.nops = {LOAD: mem.pack({"opcode": OP_LOAD, "memory_type": MEM_INP}),
+                     COMPUTE: mem.pack({"opcode": OP_LOAD, "memory_type": MEM_UOP}),
+                     STORE: mem.pack({"opcode": OP_STORE, "memory_type": MEM_UOP})}
         self.reset()
 
     def reset(self) -> None:

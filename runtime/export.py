@@ -20,7 +20,7 @@ import numpy as np
 
 from vta.config import PAGE_BYTES
 from vta.errors import BackendError
-from vta.isa import MEM_ACC, MEM_ACC_8BIT, MEM_INP, MEM_OUT, MEM_UOP, MEM_WGT, OP_LOAD, OP_STORE, MemInsn, decode_insn
+from vta.isa import MEM_OUT, OP_LOAD, OP_STORE, MemInsn, decode_insn, get_isa
 
 if TYPE_CHECKING:
     from vta.runtime.api import DeviceBuffer, Runtime
@@ -64,12 +64,6 @@ class VectorImage:
             raise BackendError(f"cannot write vector directory {str(out)!r}: {e.strerror or e}") from e
 
 
-def _elem_bytes(rt: Runtime) -> dict[int, int]:
-    env = rt.env
-    return {MEM_UOP: env.UOP_ELEM_BYTES, MEM_INP: env.INP_ELEM_BYTES, MEM_WGT: env.WGT_ELEM_BYTES,
-            MEM_ACC: env.ACC_ELEM_BYTES, MEM_OUT: env.OUT_ELEM_BYTES, MEM_ACC_8BIT: env.ACC_ELEM_BYTES // 4}
-
-
 def _owner(rt: Runtime, addr: int) -> DeviceBuffer | None:
     for buf in rt.buffers:
         if buf.phys_addr <= addr < buf.phys_addr + buf.nbytes:
@@ -79,7 +73,7 @@ def _owner(rt: Runtime, addr: int) -> DeviceBuffer | None:
 
 def snapshot(rt: Runtime, stream: bytes, n_uops: int) -> VectorImage:
     """Lay out the verified program compactly and copy its memory as it is before the run."""
-    elem = _elem_bytes(rt)
+    elem = get_isa(rt.env).elem_bytes
     insns = [decode_insn(stream[i:i + 16], rt.env) for i in range(0, len(stream), 16)]
     used: dict[int, tuple[str, DeviceBuffer, int]] = {
         rt._uop_buf.phys_addr: ("uops", rt._uop_buf, n_uops * rt.env.UOP_ELEM_BYTES)}

@@ -7,6 +7,7 @@ launches it. The queue flushes on its own when the instruction buffer would over
 
 from __future__ import annotations
 
+import logging
 import operator
 import os
 import sys
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DEBUG_DUMP_INSN", "DEBUG_DUMP_UOP", "DEBUG_FORCE_SERIAL", "CommandQueue"]
 
+logger = logging.getLogger(__name__)
+
 # Debug flags with the reference's values (spec §4.8).
 DEBUG_DUMP_INSN, DEBUG_DUMP_UOP, DEBUG_FORCE_SERIAL = 1 << 1, 1 << 2, 1 << 5
 _DEBUG_FLAGS = DEBUG_DUMP_INSN | DEBUG_DUMP_UOP | DEBUG_FORCE_SERIAL
@@ -63,17 +66,23 @@ class CommandQueue:
         self._rt = runtime
         self.env = env
         isa = get_isa(env)
-        self._mem_layout = tuple((f.name, f.lo, f.width) for f in isa.mem.fields if f.name in _MEM_FIELDS)
-        self._uop_lo = {f.name: f.lo for f in isa.gemm.fields}
+        # Words are assembled from the codec's field positions, looked up once here (the hot path
+        # only shifts and ors): fixed parts are packed by the codec itself.
+        mem, gemm = isa.mem, isa.gemm
+        self._mem_layout = tuple((f.name, f.lo, f.width) for f in mem.fields if f.name in _MEM_FIELDS)
+        self._opcode_word = {op: mem.pack({"opcode": op}) for op in (OP_LOAD, OP_STORE)}
+        self._finish_word = gemm.pack({"opcode": OP_FINISH})
         lo = {name: bit for name, bit, _ in self._mem_layout}
         # LOAD UOP words differ only in sram_base, dram_base, x_size and x_stride (y_size is 1)
-        self._uop_load = (OP_LOAD | MEM_UOP << lo["memory_type"] | 1 << lo["y_size"], lo["sram_base"], lo["dram_base"],
-                          lo["x_size"], lo["x_stride"])
-        self._range_lo = (self._uop_lo["uop_bgn"], self._uop_lo["uop_end"])
-        self._elem = {MEM_UOP: env.UOP_ELEM_BYTES, MEM_INP: env.INP_ELEM_BYTES, MEM_WGT: env.WGT_ELEM_BYTES,
-                      MEM_ACC: env.ACC_ELEM_BYTES, MEM_OUT: env.OUT_ELEM_BYTES, MEM_ACC_8BIT: env.ACC_ELEM_BYTES // 4}
+        self._uop_load = (mem.pack({"opcode": OP_LOAD, "memory_type": MEM_UOP, "y_size": 1}), lo["sram_base"],
+                          lo["dram_base"], lo["x_size"], lo["x_stride"])
+        gemm_lo = {f.name: f.lo for f in gemm.fields}
+        self._range_lo = (gemm_lo["uop_bgn"], gemm_lo["uop_end"])
+        self._elem = isa.elem_bytes
         self._loadable = (MEM_UOP, MEM_WGT, MEM_INP, MEM_ACC) + ((MEM_ACC_8BIT,) if env.HW_VER == "0.0.2" else ())
-        self._store_type = MEM_OUT if env.HW_VER == "0.0.2" else MEM_OUT & 3  # 2-bit field in 0.0.1 (spec §2.7)
+        # STORE's memory type: OUT, truncated to the field (2 bits in 0.0.1, where OUT reads as 0; spec §2.7)
+        type_width = next(width for name, _, width in self._mem_layout if name == "memory_type")
+        self._store_type = MEM_OUT & ((1 << type_width) - 1)
         self.insn_capacity = insn_capacity
         self.insns = InsnBuffer(env)
         self.ring = UopRing(env.UOP_BUFF_DEPTH)
@@ -87,6 +96,7 @@ class CommandQueue:
     # --- debug ----------------------------------------------------------------------------
     def set_debug_mode(self, flags: int) -> None:
         """Set VTA_DEBUG_* flags: DUMP_INSN (2), DUMP_UOP (4), FORCE_SERIAL (32)."""
+        self._rt.check_open("set_debug_mode")
         if isinstance(flags, bool) or not isinstance(flags, int) or flags & ~_DEBUG_FLAGS or flags < 0:
             raise BackendError(f"debug flags {flags!r} are not a combination of DEBUG_DUMP_INSN (2), "
                                "DEBUG_DUMP_UOP (4) and DEBUG_FORCE_SERIAL (32)")
@@ -148,7 +158,7 @@ class CommandQueue:
                     f"at 0x{phys:x}", index=len(self.insns), module=("load", "compute", "store")[stage - 1])
         mt = memory_type if opcode == OP_LOAD else self._store_type
         values = (mt, sram_index, dram_base, y_size, x_size, x_stride) + pads
-        word = opcode
+        word = self._opcode_word[opcode]
         for (name, lo, width), v in zip(self._mem_layout, values):
             if not isinstance(v, int):
                 v = _as_int(v, what, name)
@@ -170,6 +180,8 @@ class CommandQueue:
         self._push_kernel(MODE_ALU, key, build)
 
     def _push_kernel(self, mode: int, key: Hashable, build: Callable[[], UopKernel]) -> None:
+        if self._rt.closed:
+            self._rt.check_open(("push_gemm", "push_alu")[mode])
         kernel = self.kernels.get((mode, key))
         if kernel is None:
             kernel = build()
@@ -183,7 +195,7 @@ class CommandQueue:
             if self.debug_flags & DEBUG_DUMP_UOP:
                 print(f"{what}({key!r}): {kernel.dump()}", file=self.debug_out or sys.stdout)
         if kernel not in self.ring.where and not self.log.fits(len(kernel)):
-            self._auto_sync()  # the micro-op DRAM buffer is full (reference UopQueue::Push)
+            self._auto_sync("the micro-op buffer is full")  # reference UopQueue::Push
         begin, end, load = self.ring.place(kernel)
         if load:
             offset = self.log.append(kernel) * self.env.UOP_ELEM_BYTES
@@ -198,10 +210,14 @@ class CommandQueue:
     # --- dependency tokens ----------------------------------------------------------------
     def dep_push(self, from_qid: int, to_qid: int) -> None:
         """Queue ``from_qid`` sends a token to ``to_qid`` after its last instruction (1 load, 2 compute, 3 store)."""
+        if self._rt.closed:
+            self._rt.check_open("dep_push")
         self.insns.dep_push(*qid_pair(from_qid, to_qid, "dep_push"))
 
     def dep_pop(self, from_qid: int, to_qid: int) -> None:
         """Queue ``to_qid``'s next instruction waits for a token from ``from_qid``."""
+        if self._rt.closed:
+            self._rt.check_open("dep_pop")
         self.insns.dep_pop(*qid_pair(from_qid, to_qid, "dep_pop"))
 
     # --- synchronize ----------------------------------------------------------------------
@@ -220,6 +236,7 @@ class CommandQueue:
         DeviceError, DeviceTimeout
             The device failed; the window is dropped.
         """
+        self._rt.check_open("synchronize")
         self._flush(timeout_s, export_to, carry=False)
         self.continued = False
 
@@ -231,12 +248,17 @@ class CommandQueue:
             return
         in_flight = sum(n for n in self.insns.balance.values() if n > 0)
         if (count + _RESERVE + in_flight) * 16 > self.insn_capacity * 16:
-            self._auto_sync()
+            self._auto_sync("the instruction buffer is full")
 
-    def _auto_sync(self) -> None:
+    def _auto_sync(self, reason: str) -> None:
         """Run what is queued so far (spec §4.7); the next window continues the same program."""
+        stats = self._rt.stats
+        before, uops = stats.instructions, self.log.size
         self._flush(self._rt.timeout_s, None, carry=not self.debug_flags & DEBUG_FORCE_SERIAL)
-        self._rt.stats.auto_flushes += 1
+        stats.auto_flushes += 1
+        logger.info("automatic flush %d: %s; ran %d instructions and %d micro-ops, carrying %d token(s) into the "
+                    "next run of the same program", stats.auto_flushes, reason, stats.instructions - before, uops,
+                    sum(n for _, _, n in self._carry))
         self.continued = True
         for frm, to, n in self._carry:
             for _ in range(n):
@@ -256,7 +278,7 @@ class CommandQueue:
                     for _ in range(n):
                         insns.dep_pop(frm, to)
             insns.drain()
-        insns.create(COMPUTE, OP_FINISH, COMPUTE)  # FINISH never carries a pop (spec §4.6)
+        insns.create(COMPUTE, self._finish_word, COMPUTE)  # FINISH never carries a pop (spec §4.6)
         assert not insns.pending(), insns.pending()
         try:
             self._rt._launch(insns, self.log.data(), timeout_s, self.continued, export_to)

@@ -25,6 +25,7 @@ from vta.isa import (
     MEM_ACC,
     MEM_ACC_8BIT,
     MEM_INP,
+    MEM_OUT,
     MEM_UOP,
     MEM_WGT,
     OP_ALU,
@@ -174,8 +175,9 @@ class Timing:
 def _elem_table(env: Environment) -> np.ndarray:
     """DRAM bytes per element, indexed by memory_type (ACC_8BIT holds one int8 per lane)."""
     t = np.zeros(8, dtype=np.int64)
-    t[[MEM_UOP, MEM_WGT, MEM_INP, MEM_ACC, MEM_ACC_8BIT]] = (
-        env.UOP_ELEM_BYTES, env.WGT_ELEM_BYTES, env.INP_ELEM_BYTES, env.ACC_ELEM_BYTES, env.ACC_ELEM_BYTES // 4)
+    for mt, nbytes in get_isa(env).elem_bytes.items():
+        if mt != MEM_OUT:  # OUT is only stored; a LOAD of it moves nothing in the model
+            t[mt] = nbytes
     return t
 
 

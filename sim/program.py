@@ -7,7 +7,6 @@ fixed by the words, so all pairs are compared at once with numpy).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +26,7 @@ from vta.isa import (
     OP_STORE,
     STORE_MODULE,
     DecodedStream,
+    get_isa,
 )
 from vta.sim.checks import DramSpan
 from vta.sim.fetch import check_fields
@@ -76,16 +76,9 @@ class Prepared:
     replay: object = None  # the last verified run, set by the device
 
 
-@functools.lru_cache(maxsize=16)
-def _elem_bytes(env: Environment) -> dict[int, int]:
-    """DRAM bytes per element of each memory type; ACC_8BIT holds one int8 per accumulator lane."""
-    return {MEM_UOP: env.UOP_ELEM_BYTES, MEM_INP: env.INP_ELEM_BYTES, MEM_WGT: env.WGT_ELEM_BYTES,
-            MEM_ACC: env.ACC_ELEM_BYTES, MEM_ACC_8BIT: env.ACC_ELEM_BYTES // 4, MEM_OUT: env.OUT_ELEM_BYTES}
-
-
 def _dma(env: Environment, i: int, f: dict[str, int], depths: dict[str, int], module: str) -> Dma:
     y, x = f["y_size"], f["x_size"]
-    sizes = _elem_bytes(env)
+    sizes = get_isa(env).elem_bytes
     if f["opcode"] == OP_STORE:
         elem = sizes[MEM_OUT]
         d = Dma(i, True, f["memory_type"], "acc", f["sram_base"], f["sram_base"] + x * y,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 import numpy as np
 
 from tests.runtime import programs
@@ -32,12 +35,18 @@ def test_conv3x3_tile_padding_by_dma(rt, rng):
     assert np.array_equal(got, want)
 
 
-def test_program_bigger_than_the_instruction_buffer(rng):
+def test_program_bigger_than_the_instruction_buffer(rng, caplog):
+    caplog.set_level(logging.INFO, logger="vta.runtime.queue")
     with Runtime("sim", insn_capacity=40) as rt:
         got, want = programs.blocked_gemm(rt, rng, m=64, rows=4)  # tokens in flight at the cuts are carried over
         assert np.array_equal(got, want)
         flushes = rt.stats.auto_flushes
         assert flushes >= 2
+        logged = [r.getMessage() for r in caplog.records if r.name == "vta.runtime.queue"]
+        assert len(logged) == flushes
+        assert all(re.fullmatch(r"automatic flush \d+: the instruction buffer is full; ran \d+ instructions and \d+ "
+                                r"micro-ops, carrying \d+ token\(s\) into the next run of the same program", m)
+                   for m in logged), logged
         outs = [programs.vector_alu(rt, rng, entries=8, key=i, sync=False) for i in range(12)]
         rt.queue.synchronize()  # cuts fall inside tiles: later runs read SRAM the earlier run wrote
         assert rt.stats.auto_flushes >= flushes + 3
@@ -69,3 +78,16 @@ def test_kernel_set_bigger_than_the_uop_sram(rng):
         assert [i.dram_base - base for i in uop_loads] == list(range(0, 60, 6))  # issue-time log (spec §9 item 6)
         want = (a + 2 * sum(j + 1 for j in range(5))).astype(np.int8)
         assert np.array_equal(out.view(np.int8, (6, 16)), want)
+
+
+def test_full_micro_op_buffer_flushes_and_logs(rng, caplog):
+    caplog.set_level(logging.INFO, logger="vta.runtime.queue")
+    with Runtime("sim", uop_capacity=8) as rt:
+        outs = [programs.vector_alu(rt, rng, entries=8, key=i, sync=False) for i in range(3)]
+        rt.queue.synchronize()
+        assert rt.stats.auto_flushes >= 1
+        for buf, want in outs:
+            assert np.array_equal(buf.view(np.int8, want.shape), want)
+    logged = [r.getMessage() for r in caplog.records if r.name == "vta.runtime.queue"]
+    assert logged and all(m.startswith("automatic flush") for m in logged)
+    assert any("the micro-op buffer is full" in m for m in logged), logged

@@ -7,21 +7,31 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from vta.config import Environment
 from vta.errors import BadMemoryTypeError, DramOutOfBoundsError, EncodingError, IllegalDepFlagError
 from vta.isa import (
     ALU_ADD,
+    DEP_BITS,
+    DEP_MASK,
     MEM_ACC,
+    MEM_ACC_8BIT,
     MEM_INP,
     MEM_OUT,
     MEM_UOP,
     MEM_WGT,
     OP_LOAD,
     OP_STORE,
+    POP_NEXT,
+    POP_PREV,
+    PUSH_NEXT,
+    PUSH_PREV,
     AluInsn,
     FinishInsn,
     GemmInsn,
     MemInsn,
+    RawInsn,
     decode_insn,
+    get_isa,
 )
 from vta.runtime import DEBUG_DUMP_INSN, DEBUG_DUMP_UOP, DEBUG_FORCE_SERIAL, Runtime, UopKernel
 from vta.runtime.deps import InsnBuffer
@@ -193,3 +203,29 @@ def test_insn_buffer_balance_and_numpy_ints(env):
         assert rt.queue.insns.words[0] >> 10 & 0xFFFF == 3
     finally:
         rt.close()
+
+
+def test_flag_bits_and_fixed_words_come_from_the_codec(env):
+    # one element-size table for the queue, the export, the simulator's DMA checks and its timing model
+    want = {MEM_UOP: 4, MEM_WGT: 256, MEM_INP: 16, MEM_ACC: 64, MEM_OUT: 16, MEM_ACC_8BIT: 16}
+    assert get_isa(env).elem_bytes == want
+    for name, bit in DEP_BITS.items():
+        assert int.from_bytes(MemInsn(**{name: 1}, memory_type=0, opcode=0).encode(env), "little") == bit
+    assert sum(DEP_BITS.values()) == DEP_MASK and tuple(DEP_BITS.values()) == (POP_PREV, POP_NEXT, PUSH_PREV, PUSH_NEXT)
+    nops = InsnBuffer(env).nops
+    decoded = [decode_insn(nops[s].to_bytes(16, "little"), env) for s in (1, 2, 3)]
+    assert decoded == [LOAD_NOP, COMPUTE_NOP, STORE_NOP]
+    raw = RawInsn(opcode=6, pop_next_dep=1, push_prev_dep=1, bits=(1 << 127) | DEP_MASK)  # flags win over bits
+    assert decode_insn(raw.encode(env), env) == replace(raw, bits=(1 << 127) | 6 | POP_NEXT | PUSH_PREV)
+
+
+@pytest.mark.parametrize("hw_ver,store_type", [("0.0.1", MEM_OUT & 3), ("0.0.2", MEM_OUT)])
+def test_store_memory_type_is_truncated_to_the_field(env, hw_ver, store_type):
+    env = Environment.from_dict({**env.to_dict(), "HW_VER": hw_ver})
+    with Runtime("sim", env=env) as rt:
+        out = rt.alloc(4096)
+        rt.queue.store_2d(0, MEM_OUT, out, 0, 1, 1, 1)
+        rt.queue.load_2d(out, 0, 1, 1, 1, 0, 0, 0, 0, 0, MEM_INP)
+        words = rt.queue.insns.words
+        got = [decode_insn(w.to_bytes(16, "little"), env) for w in words]
+        assert [(g.opcode, g.memory_type) for g in got] == [(OP_STORE, store_type), (OP_LOAD, MEM_INP)]
