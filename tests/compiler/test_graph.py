@@ -1,0 +1,175 @@
+"""The network graph, its quantization, the partitioner and compile-once-run-many on a small CNN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vta.compiler.graph import Graph, GraphError, compile_network, cpu, partition, quantize
+from vta.compiler.graph.quantize import QNode
+from vta.runtime import Runtime
+
+
+def _f(rng, *shape, scale=0.1):
+    return rng.normal(0, scale, shape).astype(np.float32)
+
+
+def small_cnn(rng) -> Graph:
+    """CPU stem (1 channel), two VTA convs with a residual add, flatten, VTA dense, argmax."""
+    g = Graph("small", (1, 8, 8))
+    h = g.relu(g.conv2d(g.input, _f(rng, 16, 1, 3, 3, scale=0.5), _f(rng, 16), pad=1, name="stem"))
+    h2 = g.relu(g.conv2d(h, _f(rng, 32, 16, 3, 3), _f(rng, 32), stride=2, pad=1, name="down"))
+    h3 = g.conv2d(h2, _f(rng, 32, 32, 3, 3), _f(rng, 32), pad=1, name="body")
+    a = g.relu(g.add(h3, h2, name="res"))
+    d = g.dense(g.flatten(a, name="flat"), _f(rng, 10, 512, scale=0.05), _f(rng, 10), name="fc")
+    g.output(g.argmax(d, name="label"), d)
+    return g
+
+
+@pytest.fixture(scope="module")
+def qg():
+    rng = np.random.default_rng(3)
+    return quantize(small_cnn(rng), rng.random((8, 1, 8, 8)).astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def net(qg):
+    with compile_network(qg, "sim") as n:
+        yield n
+
+
+def test_shapes_are_checked_where_they_go_wrong():
+    g = Graph("g", (3, 8, 8))
+    with pytest.raises(GraphError, match=r"^conv2d c: weight has 4 input channels, input 'input' has 3$"):
+        g.conv2d(g.input, np.zeros((16, 4, 3, 3), np.float32), name="c")
+    a = g.conv2d(g.input, np.zeros((16, 3, 3, 3), np.float32), pad=1)
+    b = g.conv2d(g.input, np.zeros((16, 3, 1, 1), np.float32), stride=2)
+    with pytest.raises(GraphError, match=r"^add s: input shapes differ: 'conv1' is \(16, 8, 8\), 'conv2' is "
+                                         r"\(16, 4, 4\)$"):
+        g.add(a, b, name="s")
+    with pytest.raises(GraphError, match=r"^dense d: input 'conv1' has shape \(16, 8, 8\), expected a "
+                                         r"\(features,\) tensor$"):
+        g.dense(a, np.zeros((4, 16), np.float32), name="d")
+    with pytest.raises(GraphError, match=r"^conv2d k: weight must be a finite float array with 4 dimensions, got "
+                                         r"int8 \(16, 3, 3, 3\)$"):
+        g.conv2d(g.input, np.zeros((16, 3, 3, 3), np.int8), name="k")
+
+
+def test_unsupported_op_is_named():
+    from vta.compiler.graph import Node
+
+    g = Graph("g", (3, 8, 8))
+    with pytest.raises(GraphError, match=r"^node lrn1: unsupported op 'lrn'; supported: conv2d, dense"):
+        g.add_node(Node("lrn1", "lrn", ("input",), (3, 8, 8)))
+
+
+def test_calibration_of_the_wrong_shape_is_refused(qg):
+    rng = np.random.default_rng(0)
+    with pytest.raises(GraphError, match=r"^graph small: calibration data of shape \(4, 8, 8\): expected "
+                                         r"\(samples, 1, 8, 8\) with at least one sample$"):
+        quantize(small_cnn(rng), np.zeros((4, 8, 8), np.float32))
+
+
+def test_relu_fuses_and_scales_are_powers_of_two(qg):
+    assert qg.nodes["stem"].fused == ("relu1",) and qg.nodes["stem"].bounds == (0, 127)
+    assert qg.nodes["body"].fused == () and qg.nodes["body"].bounds == (-128, 127)
+    assert "relu1" not in qg.nodes and qg.alias["relu3"] == "res"
+    for node in qg.nodes.values():
+        if node.op in ("conv2d", "dense"):
+            assert node.weight.dtype == np.int8 and node.bias.dtype == np.int64
+            assert node.shift == qg.nodes[node.inputs[0]].frac + node.attrs["weight_frac"] - node.frac >= 0
+
+
+def test_requantization_rounds_to_nearest():
+    acc = np.array([5, 6, 7, -5, -6, -7, 8])
+    assert cpu.round_shift(acc, 2).tolist() == [1, 2, 2, -1, -1, -2, 2]  # truncation would give 1, 1, 1, -2, ...
+    assert cpu.requantize(np.array([1000, -1000]), 2, 0, 127).tolist() == [127, 0]
+
+
+def test_int8_reference_tracks_the_float_model(qg):
+    rng = np.random.default_rng(1)
+    g = small_cnn(np.random.default_rng(3))
+    from vta.compiler.graph.quantize import float_forward, fuse
+
+    nodes, _, bounds = fuse(g)
+    x = rng.random((4, 1, 8, 8)).astype(np.float32)
+    want = float_forward(nodes, bounds, x)["fc"]
+    got = qg.dequantize("fc", qg.reference(x)["fc"])
+    assert np.abs(got - want).max() < 0.1 * np.abs(want).max()
+
+
+def test_partition_gives_reasons(qg):
+    p = partition(qg)
+    assert p["stem"].target == "cpu" and p["stem"].reason.startswith("1 input channels padded to 16: 94%")
+    assert [n for n, v in p.items() if v.target == "vta"] == ["down", "body", "fc"]
+    assert p["res"].target == "cpu" and "int32" in p["res"].reason
+
+
+def test_vta_run_is_bit_exact_in_every_tensor(qg, net):
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        x = rng.random((1, 8, 8)).astype(np.float32)
+        want = qg.reference(x)
+        got = net.run_quantized(qg.quantize_input(x), keep=True)
+        assert set(got) == set(want)
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    assert net.placement["flat"].target == "cpu"  # its input comes from the CPU add
+
+
+def test_batch_call_gives_dequantized_outputs_and_labels(qg, net):
+    x = np.random.default_rng(4).random((5, 1, 8, 8)).astype(np.float32)
+    out = net(x)
+    ref = qg.reference(x)
+    np.testing.assert_array_equal(out["label"], ref["label"])
+    np.testing.assert_array_equal(out["fc"], ref["fc"] * np.float32(2.0 ** -qg.nodes["fc"].frac))
+
+
+def test_repeated_inferences_reuse_everything(qg, net):
+    rt = net.runtime
+    xq = qg.quantize_input(np.zeros((1, 8, 8), np.float32))
+    net.run_quantized(xq)
+    buffers, kernels, insns = len(rt.buffers), len(rt.queue.kernels), rt.stats.instructions
+    for _ in range(20):
+        net.run_quantized(xq)
+    assert (len(rt.buffers), len(rt.queue.kernels), rt.stats.instructions) == (buffers, kernels, insns)
+    assert all(t.device_s > 0 for n, t in net.profile.items() if n in net.vta)
+
+
+def test_bad_input_and_closed_network(qg):
+    net = compile_network(qg, "sim")
+    with pytest.raises(GraphError, match=r"^network small: node input: expected int8 \(1, 1, 8, 8\), got int32 "):
+        net.run_quantized(np.zeros((1, 1, 8, 8), np.int32))
+    with pytest.raises(GraphError, match=r"^graph small: input of shape \(1, 1, 4, 4\), expected \(1, 8, 8\)"):
+        net(np.zeros((4, 4), np.float32)[None, None])
+    net.close()
+    with pytest.raises(GraphError, match=r"^network small was closed$"):
+        net.run_quantized(np.zeros((1, 1, 8, 8), np.int8))
+
+
+def test_non_int8_weight_is_refused_and_nothing_stays_allocated(qg):
+    bad = dict(qg.nodes)
+    n = bad["body"]
+    bad["body"] = QNode(n.name, n.op, n.inputs, n.shape, n.frac, n.attrs, n.weight.astype(np.int16), n.bias)
+    from vta.compiler.graph import QuantizedGraph
+
+    broken = QuantizedGraph(qg.name, bad, qg.input_frac, qg.outputs, qg.alias)
+    with Runtime("sim") as rt:
+        before = len(rt.buffers)
+        with pytest.raises(GraphError, match=r"^conv2d body: weight must be int8, got int16$"):
+            compile_network(broken, rt)
+        assert len(rt.buffers) == before
+
+
+def test_a_failure_while_compiling_frees_what_was_allocated(qg, monkeypatch):
+    from vta.compiler.graph import network
+
+    def boom(*args, **kwargs):
+        raise GraphError("capture failed")
+
+    monkeypatch.setattr(network, "capture", boom)
+    with Runtime("sim") as rt:
+        before = len(rt.buffers)
+        with pytest.raises(GraphError, match=r"^capture failed$"):
+            compile_network(qg, rt)
+        assert len(rt.buffers) == before
