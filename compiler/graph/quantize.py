@@ -23,7 +23,7 @@ import numpy as np
 from vta.compiler.graph import cpu
 from vta.compiler.graph.graph import Graph, GraphError, Node
 
-__all__ = ["QNode", "QuantizedGraph", "eval_int", "float_forward", "frac_bits", "fuse", "quantize"]
+__all__ = ["FLOAT_OPS", "QNode", "QuantizedGraph", "eval_int", "float_forward", "frac_bits", "fuse", "quantize"]
 
 _ACC_LIMIT = 1 << 30  # biases and accumulators stay well inside int32
 _FUSABLE = ("conv2d", "dense", "add")
@@ -84,12 +84,12 @@ def float_forward(nodes: list[Node], bounds: dict[str, tuple[float, float]], x: 
     vals: dict[str, np.ndarray] = {}
     for node in nodes:
         a = [vals[i] for i in node.inputs]
-        vals[node.name] = _act(_FLOAT[node.op](node, *a) if node.inputs else x.astype(np.float32),
+        vals[node.name] = _act(FLOAT_OPS[node.op](node, *a) if node.inputs else x.astype(np.float32),
                                bounds.get(node.name, (-math.inf, math.inf)))
     return vals
 
 
-_FLOAT: dict[str, Callable[..., np.ndarray]] = {
+FLOAT_OPS: dict[str, Callable[..., np.ndarray]] = {
     "conv2d": lambda n, x: cpu.conv2d_float(x, n.params["weight"], n.params["bias"], n.attrs["stride"],
                                             n.attrs["pad"]),
     "dense": lambda n, x: x @ n.params["weight"].T + n.params["bias"],
