@@ -1,8 +1,9 @@
 """The CPU kernels: float32 (the model and the CPU baseline) and exact integer (the quantized reference).
 
 Convolutions are im2col + one matrix product, the fastest honest path a numpy user has: float32
-BLAS for the float model; for the integer reference the product runs in float64, which is exact
-because every int8 x int8 product and every partial sum of a layer stays far below 2**53. Spatial
+BLAS for the float model; for the integer reference the product runs in float32 when every partial
+sum fits its 24-bit significand (reduction length x 128 x 128 <= 2**24, e.g. ResNet-18's stem)
+and in float64 otherwise (always below 2**53): integers that fit are added exactly in any order. Spatial
 operators work on axes 2 and 3, so they take NCHW and the packed NCHW1n16c layout alike.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CPU_PATH", "add_int", "conv2d_float", "conv2d_int", "gap_int", "im2col", "max_pool", "requantize",
+__all__ = ["CPU_PATH", "add_int", "conv2d_float", "conv2d_int", "dense_int", "exact_float", "gap_int", "im2col", "max_pool", "requantize",
            "round_shift", "softmax"]
 
 CPU_PATH = "im2col + float32 BLAS (numpy)"
@@ -38,9 +39,20 @@ def conv2d_float(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: 
     return _conv(x, w, stride, pad, np.float32) + b.astype(np.float32)[:, None, None]
 
 
+def exact_float(reduction: int) -> type:
+    """The narrowest float type whose products and sums of ``reduction`` int8 pairs are exact."""
+    return np.float32 if reduction * 128 * 128 <= 1 << 24 else np.float64
+
+
 def conv2d_int(x: np.ndarray, w: np.ndarray, stride: int, pad: int) -> np.ndarray:
-    """Exact int64 accumulators of an int8 NCHW convolution (float64 products, see the module note)."""
-    return np.rint(_conv(x, w, stride, pad, np.float64)).astype(np.int64)
+    """Exact int64 accumulators of an int8 NCHW convolution (see the module note)."""
+    return _conv(x, w, stride, pad, exact_float(w[0].size)).astype(np.int64)
+
+
+def dense_int(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Exact int64 accumulators of int8 (N, K) x (M, K)."""
+    t = exact_float(w.shape[1])
+    return (x.astype(t) @ w.astype(t).T).astype(np.int64)
 
 
 def round_shift(acc: np.ndarray, shift: int) -> np.ndarray:

@@ -74,8 +74,13 @@ class Network:
         rows = [self.run_quantized(xq[i:i + 1]) for i in range(len(xq))]
         return {o: np.concatenate([self.graph.dequantize(o, r[o]) for r in rows]) for o in self.graph.outputs}
 
-    def run_quantized(self, xq: np.ndarray, keep: bool = False) -> dict[str, np.ndarray]:
-        """One int8 sample (1, C, H, W) through the network; the outputs (every tensor if ``keep``), NCHW."""
+    def run_quantized(self, xq: np.ndarray, keep: bool = False, device: bool = True) -> dict[str, np.ndarray]:
+        """One int8 sample (1, C, H, W) through the network; the outputs (every tensor if ``keep``), NCHW.
+
+        ``device=False`` is a timing pass: everything but the device runs (CPU nodes, copies,
+        layout changes), so host costs can be measured without the simulator; its results are
+        not the network's.
+        """
         if self.closed:
             raise GraphError(f"network {self.graph.name} was closed")
         want = (1, *self.graph.nodes["input"].shape)
@@ -87,10 +92,10 @@ class Network:
         for name, node in self.graph.nodes.items():
             start = time.perf_counter()
             t = prof[name]
-            if name in self.vta:
+            if name in self.vta and device:
                 t.device_s = replay(self.runtime, self.vta[name].streams, self.timeout_s)
             elif self.placement[name].target == "vta":
-                pass  # a flatten of a device tensor: the consumer reads the same buffer
+                pass  # a flatten of a device tensor, or a device run skipped in a timing pass
             elif node.op == "input":
                 self._store(name, xq, vals)
             else:
@@ -259,6 +264,8 @@ def _plan(net: Network, progress: Callable[[str], None] | None) -> None:
         node = qg.nodes[name]
         if node.op == "flatten":
             continue
+        if progress:
+            progress(f"verifying and capturing {name}'s stream")
         w, b = _params(node, net.geom[node.inputs[0]])
         wbuf, bbuf = _alloc(rt, net, w.nbytes), _alloc(rt, net, b.nbytes)
         wbuf.copy_from(w)

@@ -174,7 +174,7 @@ def eval_int(qg: QuantizedGraph, node: QNode, args: list[np.ndarray]) -> np.ndar
         acc = cpu.conv2d_int(args[0], node.weight, node.attrs["stride"], node.attrs["pad"])
         return cpu.requantize(acc + node.bias[:, None, None], node.shift, lo, hi)
     if node.op == "dense":
-        acc = np.rint(args[0].astype(np.float64) @ node.weight.astype(np.float64).T).astype(np.int64)
+        acc = cpu.dense_int(args[0], node.weight)
         return cpu.requantize(acc + node.bias, node.shift, lo, hi)
     ins = [qg.nodes[i].frac for i in node.inputs]
     if node.op == "add":
