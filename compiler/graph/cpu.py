@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CPU_PATH", "add_int", "conv2d_float", "conv2d_int", "dense_int", "exact_float", "gap_int", "im2col", "max_pool", "requantize",
-           "round_shift", "softmax"]
+__all__ = ["CPU_PATH", "add_int", "conv2d_float", "conv2d_int", "dense_int", "exact_float", "gap_int", "im2col",
+           "max_pool", "requantize", "round_shift", "softmax"]
 
 CPU_PATH = "im2col + float32 BLAS (numpy)"
 
