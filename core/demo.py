@@ -80,7 +80,7 @@ def run_resnet18(progress: _Progress):
     qg = quantize(graph, cal)
     with compile_network(qg, "sim", progress=lambda m: progress(f"resnet18: {m}")) as net:
         progress("resnet18: one inference on the simulator, then the float32 CPU timing")
-        return bench(graph, qg, net, resnet18_calibration(1, seed=5)[0], repeat=2)
+        return bench(graph, qg, net, resnet18_calibration(1, seed=5)[0], repeat=3)
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
