@@ -22,8 +22,9 @@ from vta.compiler.graph.graph import GraphError
 from vta.compiler.graph.partition import Placement, partition
 from vta.compiler.graph.quantize import QNode, QuantizedGraph, eval_int
 from vta.compiler.graph.streams import Stream, capture, replay
-from vta.compiler.graph.vta_ops import bias_with_rounding, conv2d_program, dense_program
-from vta.compiler.ops.conv2d_config import Conv2dWorkload
+from vta.compiler.graph.tuning import TuningLog, load_tuning_log
+from vta.compiler.graph.vta_ops import bias_with_rounding, conv2d_program, dense_program, pick_conv2d_config
+from vta.compiler.ops.conv2d_config import Conv2dConfig, Conv2dWorkload
 from vta.compiler.program import Program
 from vta.errors import LoweringError, ScheduleError
 from vta.runtime import DeviceBuffer, Runtime
@@ -45,6 +46,7 @@ class NodeTime:
 @dataclass
 class _VtaNode:
     program: Program
+    config: Conv2dConfig | None
     streams: list[Stream]
     modeled_s: float | None
     args: list[DeviceBuffer] = field(default_factory=list)
@@ -183,16 +185,19 @@ def _check_node(node: QNode) -> None:
         raise GraphError(f"{node.op} {node.name}: bias does not fit int32 with room for the accumulator")
 
 
-def _program(qg: QuantizedGraph, node: QNode, geom: tuple[int, int, int]) -> Program:
+def _program(node: QNode, geom: tuple[int, int, int], log: TuningLog | None
+             ) -> tuple[Program, Conv2dConfig | None]:
+    """The node's program and, for a conv2d, its knobs: the tuning log's if it has the workload."""
     lo, hi = node.bounds
     if node.op == "conv2d":
         c, h, w = geom
         wl = Conv2dWorkload(node.name, h, w, layouts.padded(c), layouts.padded(node.shape[0]), node.attrs["kernel"],
                             node.attrs["stride"], node.attrs["pad"])
-        return conv2d_program(wl, node.shift, lo, hi)
+        cfg = pick_conv2d_config(wl, log.config(wl) if log is not None else None)
+        return conv2d_program(wl, node.shift, lo, hi, cfg), cfg
     k = layouts.padded(geom[0]) * geom[1] * geom[2]
     return dense_program(node.name, k // layouts.BLOCK(), layouts.padded(node.shape[0]) // layouts.BLOCK(),
-                         node.shift, lo, hi)
+                         node.shift, lo, hi), None
 
 
 def _params(node: QNode, geom: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -206,14 +211,16 @@ def _params(node: QNode, geom: tuple[int, int, int]) -> tuple[np.ndarray, np.nda
     return w, b.reshape(1, -1, 1, layouts.BLOCK())
 
 
-def compile_network(qg: QuantizedGraph, backend: str | Runtime = "sim", *, timeout_s: float = 10.0,
-                    progress: Callable[[str], None] | None = None) -> Network:
+def compile_network(qg: QuantizedGraph, backend: str | Runtime = "sim", *, tuning_log: str | None = None,
+                    timeout_s: float = 10.0, progress: Callable[[str], None] | None = None) -> Network:
     """Place, compile, allocate and capture: the network is then ready to run any number of times.
 
     Parameters
     ----------
     qg : the quantized network (:func:`~vta.compiler.graph.quantize`).
     backend : a runtime backend name ("sim", "pynq") or a :class:`Runtime` (kept open on close).
+    tuning_log : an AutoTVM log (TopHub format): conv2d knobs for the workloads it has; the others
+        get ResNet-18's tuned knobs for a layer of that shape, else the default tiler.
     timeout_s : device timeout per replayed run.
     progress : called with a short message per compiled node.
 
@@ -224,27 +231,28 @@ def compile_network(qg: QuantizedGraph, backend: str | Runtime = "sim", *, timeo
     """
     for node in qg.nodes.values():
         _check_node(node)
+    log = load_tuning_log(tuning_log) if tuning_log is not None else None
     rt = backend if isinstance(backend, Runtime) else Runtime(backend)
     net = Network(qg, rt, not isinstance(backend, Runtime), timeout_s)
     try:
-        _plan(net, progress)
+        _plan(net, log, progress)
     except BaseException:
         net.close()
         raise
     return net
 
 
-def _plan(net: Network, progress: Callable[[str], None] | None) -> None:
+def _plan(net: Network, log: TuningLog | None, progress: Callable[[str], None] | None) -> None:
     qg, rt = net.graph, net.runtime
     layouts.infer(net)
-    programs: dict[str, Program] = {}
+    programs: dict[str, tuple[Program, Conv2dConfig | None]] = {}
     refused: dict[str, str] = {}
     for name, p in partition(qg).items():
         if p.target == "vta" and qg.nodes[name].op in ("conv2d", "dense"):
             if progress:
                 progress(f"compiling {name}")
             try:
-                programs[name] = _program(qg, qg.nodes[name], net.geom[qg.nodes[name].inputs[0]])
+                programs[name] = _program(qg.nodes[name], net.geom[qg.nodes[name].inputs[0]], log)
             except (ScheduleError, LoweringError) as e:
                 log.info("%s falls back to the CPU: %s", name, e)
                 refused[name] = str(e)
@@ -271,8 +279,9 @@ def _plan(net: Network, progress: Callable[[str], None] | None) -> None:
         wbuf.copy_from(w)
         bbuf.copy_from(b)
         args = [net.device[node.inputs[0]], wbuf, bbuf, net.device[name]]
-        streams, modeled = capture(rt, programs[name], args, net.owned)
-        net.vta[name] = _VtaNode(programs[name], streams, modeled, args)
+        prog, cfg = programs[name]
+        streams, modeled = capture(rt, prog, args, net.owned)
+        net.vta[name] = _VtaNode(prog, cfg, streams, modeled, args)
 
 
 def _alloc(rt: Runtime, net: Network, nbytes: int) -> DeviceBuffer:

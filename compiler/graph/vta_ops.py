@@ -9,6 +9,7 @@ become several SHR stages, which compose exactly.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import numpy as np
@@ -25,7 +26,9 @@ from vta.compiler.schedule import Schedule
 from vta.compiler.te import Tensor
 from vta.config import get_env
 
-__all__ = ["bias_with_rounding", "conv2d_program", "dense_program", "pick_conv2d_config"]
+__all__ = ["bias_fits", "bias_with_rounding", "conv2d_program", "dense_program", "pick_conv2d_config"]
+
+log = logging.getLogger(__name__)
 
 _MAX_SHIFT = 15
 
@@ -59,14 +62,20 @@ def _attach_bias(s: Schedule, bias: Tensor, reader: Tensor) -> None:
     s[cb].pragma(s[cb].op.axis[0], "dma_copy")
 
 
-def pick_conv2d_config(wl: Conv2dWorkload) -> Conv2dConfig:
-    """ResNet-18's tuned knobs for a layer of that shape, else the default tiler; room for the bias tile."""
-    env = get_env()
-    same = [n for n, r in RESNET18.items() if replace(r, name=wl.name) == wl]
-    if same:
-        cfg = TUNED[same[0]]
-        if conv2d_footprint(wl, cfg)["local.acc_buffer"] + cfg.tile_co[1] * cfg.threads <= env.ACC_BUFF_DEPTH:
+def bias_fits(wl: Conv2dWorkload, cfg: Conv2dConfig) -> bool:
+    """Whether the accumulator holds the output tiles and one bias tile per virtual thread."""
+    acc = conv2d_footprint(wl, cfg)["local.acc_buffer"] + cfg.tile_co[1] * cfg.threads
+    return acc <= get_env().ACC_BUFF_DEPTH
+
+
+def pick_conv2d_config(wl: Conv2dWorkload, tuned: Conv2dConfig | None = None) -> Conv2dConfig:
+    """``tuned`` (from a log), else ResNet-18's knobs for a layer of that shape, else the default tiler;
+    a configuration without room for the bias tile is passed over."""
+    same = [TUNED[n] for n, r in RESNET18.items() if replace(r, name=wl.name) == wl]
+    for cfg in [c for c in (tuned, *same) if c is not None]:
+        if bias_fits(wl, cfg):
             return cfg
+        log.info("conv2d %s: %s leaves no accumulator room for the bias tile; trying the next choice", wl.name, cfg)
     return default_conv2d_config(wl)
 
 

@@ -173,3 +173,46 @@ def test_a_failure_while_compiling_frees_what_was_allocated(qg, monkeypatch):
         with pytest.raises(GraphError, match=r"^capture failed$"):
             compile_network(qg, rt)
         assert len(rt.buffers) == before
+
+
+def _log_line(data, kernel, stride, pad, knobs, cost, version="0.2"):
+    import json
+
+    args = [["TENSOR", list(data), "int8"], ["TENSOR", list(kernel), "int8"], [stride, stride], [pad] * 4, [1, 1],
+            "NCHW1n16c", "int32"]
+    entities = [[k, "sp", v] if k.startswith("tile") else [k, "ot", v] for k, v in knobs.items()]
+    target = "ext_dev -device=vta -model=pynq_1x16_i8w8a32_15_15_18_17"
+    if version == "0.1":
+        return json.dumps({"i": [target, "conv2d_packed.vta", args, {}, [], {"i": 0, "c": None, "e": entities}],
+                           "r": [[cost], 0, 1.0, 0], "v": 0.1})
+    return json.dumps({"input": [target, "conv2d_packed.vta", args, {}],
+                       "config": {"index": 0, "code_hash": None, "entity": entities},
+                       "result": [[cost], 0, 1.0, 0], "version": 0.2})
+
+
+def test_a_tuning_log_sets_the_knobs_of_the_layers_it_has(qg, tmp_path):
+    from vta.compiler.ops import Conv2dConfig, Conv2dWorkload, default_conv2d_config
+
+    base = {"tile_b": [-1, 1], "tile_w": [-1, 4], "tile_ci": [-1, 1], "oc_nthread": 1, "h_nthread": 1}
+    slow = dict(base, tile_h=[1, 4], tile_co=[1, 2])
+    best = dict(base, tile_h=[-1, 2], tile_co=[2, 1], tile_w=[1, 4])
+    down = ((1, 1, 8, 8, 1, 16), (2, 1, 3, 3, 16, 16), 2, 1)
+    log = tmp_path / "tuned.log"
+    log.write_text("\n".join([_log_line(*down, slow, 0.5), _log_line(*down, best, 0.1, "0.1"),
+                              _log_line((1, 1, 9, 9, 1, 16), (1, 1, 3, 3, 16, 16), 1, 1, slow, 0.01)]) + "\n")
+    with compile_network(qg, "sim", tuning_log=str(log)) as net:
+        assert net.vta["down"].config == Conv2dConfig(tile_h=[2, 2], tile_w=[1, 4], tile_ci=[1, 1], tile_co=[2, 1])
+        body = Conv2dWorkload("body", 4, 4, 32, 32, 3, 1, 1)
+        assert net.vta["body"].config == default_conv2d_config(body)  # not in the log: the default tiler
+        x = np.random.default_rng(5).random((1, 8, 8)).astype(np.float32)
+        got = net.run_quantized(qg.quantize_input(x), keep=True)
+    for name, want in qg.reference(x).items():
+        np.testing.assert_array_equal(got[name], want, err_msg=name)
+
+
+def test_a_broken_tuning_log_names_the_line(qg, tmp_path):
+    log = tmp_path / "bad.log"
+    log.write_text('{"input": ["t", "conv2d_packed.vta"]}\n')
+    with pytest.raises(GraphError, match=r"^tuning log .*bad.log, line 1: not an AutoTVM record "
+                                         r"\(KeyError: 'config'\)$"):
+        compile_network(qg, "sim", tuning_log=str(log))
