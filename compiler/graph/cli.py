@@ -90,7 +90,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     graph, cal, x = load_model(args.model, args.calibration)
     _progress(f"quantizing {args.model} with {len(cal)} calibration samples")
     qg = quantize(graph, cal)
-    with make_runtime(args.backend, args.emulator) as rt, compile_network(qg, rt, progress=_progress) as net:
+    with (make_runtime(args.backend, args.emulator) as rt,
+          compile_network(qg, rt, tuning_log=args.tuning_log, progress=_progress) as net):
         _progress("running")
         result = bench(graph, qg, net, x, repeat=args.repeat)
     print(result.table())
@@ -119,7 +120,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if x.ndim != 4 or x.shape[1:] != shape:
         raise VTAError(f"--input {args.input!r}: shape {x.shape}, expected (samples, {', '.join(map(str, shape))})")
     qg = quantize(graph, cal)
-    with make_runtime(args.backend, args.emulator) as rt, compile_network(qg, rt) as net:
+    with make_runtime(args.backend, args.emulator) as rt, compile_network(qg, rt, tuning_log=args.tuning_log) as net:
         print(net.describe())
         xq = qg.quantize_input(x)
         rows, wall = [], 0.0
@@ -145,6 +146,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", help="with MODEL.onnx: calibration samples (.npy, samples first)")
     p.add_argument("--backend", default="sim", help="runtime backend: sim (VTA time modeled) or pynq (measured)")
     p.add_argument("--emulator", help="with --backend pynq: the emulated board served at this file")
+    p.add_argument("--tuning-log", help="AutoTVM log with tuned conv2d knobs (TopHub format)")
     p.add_argument("--repeat", type=int, default=3, help="best of this many CPU runs (and board runs)")
     p.add_argument("--json", help="write the result as JSON to this file")
     p.add_argument("--png", help="bar chart file (default bench-MODEL.png)")
@@ -157,6 +159,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", required=True, help="where to write the dequantized outputs (.npy, one row each)")
     p.add_argument("--backend", default="sim", help="runtime backend: sim or pynq")
     p.add_argument("--emulator", help="with --backend pynq: the emulated board served at this file")
+    p.add_argument("--tuning-log", help="AutoTVM log with tuned conv2d knobs (TopHub format)")
     p.set_defaults(func=_cmd_run)
 
 

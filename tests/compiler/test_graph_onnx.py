@@ -168,3 +168,23 @@ def test_vta_run_refuses_bad_files_clearly(tmp_path, capsys):
     assert "calibration data of shape (2, 8, 8): expected (samples, 1, 8, 8)" in capsys.readouterr().err
     assert main([*base, "--calibration", str(tmp_path / "nope.npy")]) == 1
     assert "--calibration" in capsys.readouterr().err and not (tmp_path / "y.npy").exists()
+
+
+def test_vta_bench_takes_an_onnx_model_with_its_calibration(tmp_path, capsys):
+    import json
+
+    from vta.cli import main
+    from vta.compiler.graph.models import digits_data
+
+    d = digits_data()
+    onnx.save(digits_onnx(d), tmp_path / "digits.onnx")
+    np.save(tmp_path / "cal.npy", d["calib_x"])
+    model = str(tmp_path / "digits.onnx")
+    assert main(["bench", "--model", model, "--no-png"]) == 1
+    assert "an ONNX model needs --calibration CAL.npy" in capsys.readouterr().err
+    out = tmp_path / "b.json"
+    assert main(["bench", "--model", model, "--calibration", str(tmp_path / "cal.npy"), "--no-png", "--json",
+                 str(out), "--repeat", "1"]) == 0
+    data = json.loads(out.read_text())
+    assert data["bit_exact"] is True and data["vta_timing"] == "modeled"
+    assert {r["name"]: r["placement"] for r in data["layers"]}["conv2"] == "vta"
