@@ -83,11 +83,16 @@ def capture(rt: Runtime, prog: Program, args: Sequence[DeviceBuffer], owned: lis
         raws.append(buf.view(np.uint8)[off:off + 16 * insn_count].tobytes())
         return run(insn_phys, insn_count, timeout_s)
 
-    rt.backend.run = keep  # the runtime verifies, then calls this: we keep exactly what was verified
+    backend = rt.backend
+    own = vars(backend).get("run")  # an instance-level wrapper someone else installed stays in place
+    backend.run = keep  # the runtime verifies, then calls this: we keep exactly what was verified
     try:
         prog.run(*args, runtime=rt)
     finally:
-        del rt.backend.run
+        if own is None:
+            del backend.run
+        else:
+            backend.run = own
     modeled = rt.last_timing().seconds if "timing" in rt.backend.capabilities else None
     return [_relocate(rt, raw, owned) for raw in raws], modeled
 

@@ -110,3 +110,18 @@ def test_resnet18_is_bit_exact_through_the_emulated_board(resnet, board):
 
     with Runtime(BoardBackend(emulator=board, timeout_s=60.0)) as rt:
         _check_resnet(resnet, rt)
+
+
+def test_consecutive_vta_nodes_keep_their_tensors_in_device_memory(digits, monkeypatch):
+    from vta.runtime import DeviceBuffer
+
+    d, qg = digits
+    reads, writes = [], []
+    with compile_network(qg, "sim") as net:
+        xq = qg.quantize_input(d["test_x"][0])
+        copy_to, copy_from = DeviceBuffer.copy_to, DeviceBuffer.copy_from
+        monkeypatch.setattr(DeviceBuffer, "copy_to", lambda self, arr=None: reads.append(self) or copy_to(self, arr))
+        monkeypatch.setattr(DeviceBuffer, "copy_from", lambda self, arr: writes.append(self) or copy_from(self, arr))
+        net.run_quantized(xq)
+        # conv1 (CPU) -> device once; conv2 -> flatten -> fc stay on the device; only fc's logits come back
+        assert writes == [net.device["conv1"]] and reads == [net.device["fc"]]
