@@ -119,12 +119,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     shape = graph.nodes["input"].shape
     if x.ndim != 4 or x.shape[1:] != shape:
         raise VTAError(f"--input {args.input!r}: shape {x.shape}, expected (samples, {', '.join(map(str, shape))})")
+    _progress(f"quantizing {args.model} with {len(cal)} calibration samples")
     qg = quantize(graph, cal)
-    with make_runtime(args.backend, args.emulator) as rt, compile_network(qg, rt, tuning_log=args.tuning_log) as net:
+    with (make_runtime(args.backend, args.emulator) as rt,
+          compile_network(qg, rt, tuning_log=args.tuning_log, progress=_progress) as net):
         print(net.describe())
         xq = qg.quantize_input(x)
         rows, wall = [], 0.0
         for i in range(len(xq)):
+            if i % 10 == 0:
+                _progress(f"sample {i + 1} of {len(xq)}")
             start = time.perf_counter()
             res = net.run_quantized(xq[i:i + 1])
             wall += time.perf_counter() - start
