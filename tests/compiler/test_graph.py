@@ -216,3 +216,20 @@ def test_a_broken_tuning_log_names_the_line(qg, tmp_path):
     with pytest.raises(GraphError, match=r"^tuning log .*bad.log, line 1: not an AutoTVM record "
                                          r"\(KeyError: 'config'\)$"):
         compile_network(qg, "sim", tuning_log=str(log))
+
+
+def test_standalone_relu_pooling_and_softmax_head_are_bit_exact():
+    rng = np.random.default_rng(8)
+    g = Graph("heads", (16, 8, 8))
+    h = g.max_pool(g.conv2d(g.input, _f(rng, 24, 16, 3, 3), _f(rng, 24), pad=1, name="conv"), 3, 2, 1, name="pool")
+    h = g.flatten(g.global_avg_pool(g.relu(h, name="relu"), name="gap"), name="flat")
+    g.output(g.softmax(g.dense(h, _f(rng, 10, 24), _f(rng, 10), name="fc"), name="prob"))
+    qg = quantize(g, rng.normal(0, 1, (4, 16, 8, 8)).astype(np.float32))
+    assert qg.nodes["relu"].op == "relu" and qg.nodes["relu"].bounds == (0, 127)  # not fusable into a max-pool
+    x = rng.normal(0, 1, (2, 16, 8, 8)).astype(np.float32)
+    with compile_network(qg, "sim") as net:
+        assert [n for n, p in net.placement.items() if p.target == "vta"] == ["conv", "fc"]
+        got = net(x)["prob"]
+    want = qg.reference(x)["prob"]
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-6)
