@@ -2,10 +2,11 @@
 
 :func:`compile_network` places every node (:mod:`.partition`), compiles each VTA node once,
 allocates every device buffer once (activations in the packed NCHW1n16c layout, channels padded
-to the block, weights and biases uploaded once), and captures each VTA node's verified stream
-(:mod:`.streams`). ``net(x)`` then quantizes the input, replays the streams and runs the CPU
-nodes in between; a tensor moves between the host and the device only at a VTA/CPU boundary,
-and changes layout only when a CPU node needs NCHW (a CPU conv or dense, the heads).
+to the block, weights and biases uploaded once). The first inference runs each VTA program through
+the runtime (built, verified, run) and keeps its stream (:mod:`.streams`); every later ``net(x)``
+quantizes the input, replays the streams and runs the CPU nodes in between. A tensor moves between
+the host and the device only at a VTA/CPU boundary, and changes layout only when a CPU node needs
+NCHW (a CPU conv or dense, the heads).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -47,9 +48,9 @@ class NodeTime:
 class _VtaNode:
     program: Program
     config: Conv2dConfig | None
-    streams: list[Stream]
-    modeled_s: float | None
-    args: list[DeviceBuffer] = field(default_factory=list)
+    args: list[DeviceBuffer]
+    streams: list[Stream] | None = None  # captured on the first inference
+    modeled_s: float | None = None
 
 
 class Network:
@@ -95,7 +96,11 @@ class Network:
             start = time.perf_counter()
             t = prof[name]
             if name in self.vta and device:
-                t.device_s = replay(self.runtime, self.vta[name].streams, self.timeout_s)
+                v = self.vta[name]
+                if v.streams is None:
+                    v.streams, v.modeled_s, t.device_s = capture(self.runtime, v.program, v.args, self.owned)
+                else:
+                    t.device_s = replay(self.runtime, v.streams, self.timeout_s)
             elif self.placement[name].target == "vta":
                 pass  # a flatten of a device tensor, or a device run skipped in a timing pass
             elif node.op == "input":
@@ -135,7 +140,7 @@ class Network:
 
     # --- reporting ------------------------------------------------------------------------
     def modeled_seconds(self) -> dict[str, float]:
-        """Modeled Pynq-Z1 seconds per VTA node (simulator backend only)."""
+        """Modeled Pynq-Z1 seconds per VTA node (simulator backend only, after the first inference)."""
         return {n: v.modeled_s for n, v in self.vta.items() if v.modeled_s is not None}
 
     def describe(self) -> str:
@@ -213,7 +218,7 @@ def _params(node: QNode, geom: tuple[int, int, int]) -> tuple[np.ndarray, np.nda
 
 def compile_network(qg: QuantizedGraph, backend: str | Runtime = "sim", *, tuning_log: str | None = None,
                     timeout_s: float = 10.0, progress: Callable[[str], None] | None = None) -> Network:
-    """Place, compile, allocate and capture: the network is then ready to run any number of times.
+    """Place, compile and allocate: the network is then ready to run any number of times.
 
     Parameters
     ----------
@@ -272,16 +277,13 @@ def _plan(net: Network, log: TuningLog | None, progress: Callable[[str], None] |
         node = qg.nodes[name]
         if node.op == "flatten":
             continue
-        if progress:
-            progress(f"verifying and capturing {name}'s stream")
         w, b = _params(node, net.geom[node.inputs[0]])
         wbuf, bbuf = _alloc(rt, net, w.nbytes), _alloc(rt, net, b.nbytes)
         wbuf.copy_from(w)
         bbuf.copy_from(b)
         args = [net.device[node.inputs[0]], wbuf, bbuf, net.device[name]]
         prog, cfg = programs[name]
-        streams, modeled = capture(rt, prog, args, net.owned)
-        net.vta[name] = _VtaNode(prog, cfg, streams, modeled, args)
+        net.vta[name] = _VtaNode(prog, cfg, args)
 
 
 def _alloc(rt: Runtime, net: Network, nbytes: int) -> DeviceBuffer:

@@ -19,7 +19,7 @@ from vta.compiler.program import Program
 from vta.isa import MEM_UOP, OP_LOAD, DecodedStream, MemInsn, decode_insn, encode_insn
 from vta.runtime import DeviceBuffer, Runtime
 
-__all__ = ["Stream", "capture"]
+__all__ = ["Stream", "capture", "replay"]
 
 
 @dataclass
@@ -68,20 +68,26 @@ def _relocate(rt: Runtime, raw: bytes, owned: list[DeviceBuffer]) -> Stream:
 
 
 def capture(rt: Runtime, prog: Program, args: Sequence[DeviceBuffer], owned: list[DeviceBuffer]
-            ) -> tuple[list[Stream], float | None]:
+            ) -> tuple[list[Stream], float | None, float]:
     """Run ``prog`` once on ``args`` (verified by the runtime) and keep its runs as :class:`Stream` s.
 
     New buffers are appended to ``owned`` as they are made, so a failure leaves them to the caller
-    to free. Returns the streams and the modeled seconds (None without a timing model).
+    to free. Returns the streams, the modeled seconds (None without a timing model) and the wall
+    time spent inside the backend's runs.
     """
     raws: list[bytes] = []
     run = rt.backend.run
+    inside = [0.0]
 
     def keep(insn_phys: int, insn_count: int, timeout_s: float):
         buf = _owner(rt, insn_phys)
         off = insn_phys - buf.phys_addr
         raws.append(buf.view(np.uint8)[off:off + 16 * insn_count].tobytes())
-        return run(insn_phys, insn_count, timeout_s)
+        start = time.perf_counter()
+        try:
+            return run(insn_phys, insn_count, timeout_s)
+        finally:
+            inside[0] += time.perf_counter() - start
 
     backend = rt.backend
     own = vars(backend).get("run")  # an instance-level wrapper someone else installed stays in place
@@ -94,7 +100,7 @@ def capture(rt: Runtime, prog: Program, args: Sequence[DeviceBuffer], owned: lis
         else:
             backend.run = own
     modeled = rt.last_timing().seconds if "timing" in rt.backend.capabilities else None
-    return [_relocate(rt, raw, owned) for raw in raws], modeled
+    return [_relocate(rt, raw, owned) for raw in raws], modeled, inside[0]
 
 
 def replay(rt: Runtime, streams: Sequence[Stream], timeout_s: float) -> float:

@@ -164,15 +164,34 @@ def test_non_int8_weight_is_refused_and_nothing_stays_allocated(qg):
 def test_a_failure_while_compiling_frees_what_was_allocated(qg, monkeypatch):
     from vta.compiler.graph import network
 
-    def boom(*args, **kwargs):
-        raise GraphError("capture failed")
+    params = network._params
+    done = []
 
-    monkeypatch.setattr(network, "capture", boom)
+    def second_fails(node, geom):  # the first VTA node's weights are already on the device by then
+        if done:
+            raise GraphError("packing failed")
+        done.append(node.name)
+        return params(node, geom)
+
+    monkeypatch.setattr(network, "_params", second_fails)
     with Runtime("sim") as rt:
         before = len(rt.buffers)
-        with pytest.raises(GraphError, match=r"^capture failed$"):
+        with pytest.raises(GraphError, match=r"^packing failed$"):
             compile_network(qg, rt)
-        assert len(rt.buffers) == before
+        assert done == ["down"] and len(rt.buffers) == before
+
+
+def test_the_first_inference_captures_the_streams_and_later_ones_replay_them(qg):
+    with compile_network(qg, "sim") as net:
+        assert all(v.streams is None for v in net.vta.values()) and net.modeled_seconds() == {}
+        xq = qg.quantize_input(np.ones((1, 8, 8), np.float32))
+        first = net.run_quantized(xq)
+        streams = {n: v.streams for n, v in net.vta.items()}
+        assert set(net.modeled_seconds()) == {"down", "body", "fc"}
+        again = net.run_quantized(xq)
+        assert all(v.streams is streams[n] for n, v in net.vta.items())
+    for name in first:
+        np.testing.assert_array_equal(again[name], first[name])
 
 
 def _log_line(data, kernel, stride, pad, knobs, cost, version="0.2"):

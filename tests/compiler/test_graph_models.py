@@ -119,6 +119,7 @@ def test_consecutive_vta_nodes_keep_their_tensors_in_device_memory(digits, monke
     reads, writes = [], []
     with compile_network(qg, "sim") as net:
         xq = qg.quantize_input(d["test_x"][0])
+        net.run_quantized(xq)  # the first inference captures the streams (copies them to buffers of their own)
         copy_to, copy_from = DeviceBuffer.copy_to, DeviceBuffer.copy_from
         monkeypatch.setattr(DeviceBuffer, "copy_to", lambda self, arr=None: reads.append(self) or copy_to(self, arr))
         monkeypatch.setattr(DeviceBuffer, "copy_from", lambda self, arr: writes.append(self) or copy_from(self, arr))
