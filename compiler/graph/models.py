@@ -62,7 +62,7 @@ def resnet18_calibration(samples: int = 2, seed: int = 1, size: int = 224) -> np
 
 
 def digits_graph(params: dict[str, np.ndarray]) -> Graph:
-    """The digits CNN: 1->16 conv (CPU stem), 16->32 stride-2 conv, dense 512->10 on VTA, argmax."""
+    """The digits CNN: 1->16 conv, 16->32 stride-2 conv, dense 512->10 (all on VTA), argmax."""
     g = Graph("digits", (1, 8, 8))
     h = g.relu(g.conv2d(g.input, params["conv1_w"], params["conv1_b"], 1, 1, "conv1"), "relu1")
     h = g.relu(g.conv2d(h, params["conv2_w"], params["conv2_b"], 2, 1, "conv2"), "relu2")

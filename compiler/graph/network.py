@@ -190,7 +190,7 @@ def _check_node(node: QNode) -> None:
         raise GraphError(f"{node.op} {node.name}: bias does not fit int32 with room for the accumulator")
 
 
-def _program(node: QNode, geom: tuple[int, int, int], log: TuningLog | None
+def _program(node: QNode, geom: tuple[int, int, int], tuned: TuningLog | None
              ) -> tuple[Program, Conv2dConfig | None]:
     """The node's program and, for a conv2d, its knobs: the tuning log's if it has the workload."""
     lo, hi = node.bounds
@@ -198,7 +198,7 @@ def _program(node: QNode, geom: tuple[int, int, int], log: TuningLog | None
         c, h, w = geom
         wl = Conv2dWorkload(node.name, h, w, layouts.padded(c), layouts.padded(node.shape[0]), node.attrs["kernel"],
                             node.attrs["stride"], node.attrs["pad"])
-        cfg = pick_conv2d_config(wl, log.config(wl) if log is not None else None)
+        cfg = pick_conv2d_config(wl, tuned.config(wl) if tuned is not None else None)
         return conv2d_program(wl, node.shift, lo, hi, cfg), cfg
     k = layouts.padded(geom[0]) * geom[1] * geom[2]
     return dense_program(node.name, k // layouts.BLOCK(), layouts.padded(node.shape[0]) // layouts.BLOCK(),
@@ -236,18 +236,18 @@ def compile_network(qg: QuantizedGraph, backend: str | Runtime = "sim", *, tunin
     """
     for node in qg.nodes.values():
         _check_node(node)
-    log = load_tuning_log(tuning_log) if tuning_log is not None else None
+    tuned = load_tuning_log(tuning_log) if tuning_log is not None else None
     rt = backend if isinstance(backend, Runtime) else Runtime(backend)
     net = Network(qg, rt, not isinstance(backend, Runtime), timeout_s)
     try:
-        _plan(net, log, progress)
+        _plan(net, tuned, progress)
     except BaseException:
         net.close()
         raise
     return net
 
 
-def _plan(net: Network, log: TuningLog | None, progress: Callable[[str], None] | None) -> None:
+def _plan(net: Network, tuned: TuningLog | None, progress: Callable[[str], None] | None) -> None:
     qg, rt = net.graph, net.runtime
     layouts.infer(net)
     programs: dict[str, tuple[Program, Conv2dConfig | None]] = {}
@@ -257,7 +257,7 @@ def _plan(net: Network, log: TuningLog | None, progress: Callable[[str], None] |
             if progress:
                 progress(f"compiling {name}")
             try:
-                programs[name] = _program(qg.nodes[name], net.geom[qg.nodes[name].inputs[0]], log)
+                programs[name] = _program(qg.nodes[name], net.geom[qg.nodes[name].inputs[0]], tuned)
             except (ScheduleError, LoweringError) as e:
                 log.info("%s falls back to the CPU: %s", name, e)
                 refused[name] = str(e)

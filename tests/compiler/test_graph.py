@@ -100,9 +100,23 @@ def test_int8_reference_tracks_the_float_model(qg):
 
 def test_partition_gives_reasons(qg):
     p = partition(qg)
-    assert p["stem"].target == "cpu" and p["stem"].reason.startswith("1 input channels padded to 16: 94%")
-    assert [n for n, v in p.items() if v.target == "vta"] == ["down", "body", "fc"]
+    assert p["stem"].reason == "3x3 conv, 1 input channels padded to 16 (94% of the GEMM work on zeros) — VTA"
+    assert p["body"].reason == "3x3 conv, 32 input channels — VTA"
+    assert [n for n, v in p.items() if v.target == "vta"] == ["stem", "down", "body", "fc"]
     assert p["res"].target == "cpu" and "int32" in p["res"].reason
+
+
+def test_a_layer_the_operator_library_refuses_falls_back_to_the_cpu():
+    rng = np.random.default_rng(6)
+    g = Graph("big_kernel", (16, 4, 4))
+    g.conv2d(g.input, _f(rng, 16, 16, 35, 35, scale=0.01), pad=16, name="wide")  # 35x35 weights overflow the SRAM
+    qg = quantize(g, rng.random((2, 16, 4, 4)).astype(np.float32))
+    x = rng.random((16, 4, 4)).astype(np.float32)
+    with compile_network(qg, "sim") as net:
+        p = net.placement["wide"]
+        got = net.run_quantized(qg.quantize_input(x))["wide"]
+    assert p.target == "cpu" and p.reason.startswith("the operator library refused it (conv2d wide: no tiling fits")
+    np.testing.assert_array_equal(got, qg.reference(x)["wide"])
 
 
 def test_vta_run_is_bit_exact_in_every_tensor(qg, net):
@@ -178,7 +192,7 @@ def test_a_failure_while_compiling_frees_what_was_allocated(qg, monkeypatch):
         before = len(rt.buffers)
         with pytest.raises(GraphError, match=r"^packing failed$"):
             compile_network(qg, rt)
-        assert done == ["down"] and len(rt.buffers) == before
+        assert done == ["stem"] and len(rt.buffers) == before
 
 
 def test_the_first_inference_captures_the_streams_and_later_ones_replay_them(qg):
@@ -187,7 +201,7 @@ def test_the_first_inference_captures_the_streams_and_later_ones_replay_them(qg)
         xq = qg.quantize_input(np.ones((1, 8, 8), np.float32))
         first = net.run_quantized(xq)
         streams = {n: v.streams for n, v in net.vta.items()}
-        assert set(net.modeled_seconds()) == {"down", "body", "fc"}
+        assert set(net.modeled_seconds()) == {"stem", "down", "body", "fc"}
         again = net.run_quantized(xq)
         assert all(v.streams is streams[n] for n, v in net.vta.items())
     for name in first:

@@ -65,7 +65,7 @@ def test_imported_graph_matches_onnx_reference_and_runs_bit_exact():
     np.testing.assert_allclose(_float(g, x)["fc"], want, rtol=1e-4, atol=1e-4)
     qg = quantize(g, x)
     with compile_network(qg, "sim") as net:
-        assert net.placement["conv2"].target == "vta" and net.placement["conv1"].target == "cpu"
+        assert net.placement["conv2"].target == "vta" and net.placement["res"].target == "cpu"
         got = net.run_quantized(qg.quantize_input(x[0]), keep=True)
     for name, ref in qg.reference(x[0]).items():
         np.testing.assert_array_equal(got[name], ref, err_msg=name)
@@ -146,7 +146,7 @@ def test_vta_run_writes_one_row_per_sample(tmp_path, capsys):
             str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy")]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "conv1" in out and "CPU" in out and "modeled for the Pynq-Z1" in out
+    assert "padded to 16 (94% of the GEMM work on zeros) — VTA" in out and "modeled for the Pynq-Z1" in out
     y = np.load(tmp_path / "y.npy")
     qg = quantize(import_onnx(tmp_path / "digits.onnx"), d["calib_x"])
     np.testing.assert_array_equal(y, qg.dequantize("fc", qg.reference(d["test_x"][:10])["fc"]))
