@@ -15,7 +15,7 @@ def _f(rng, *shape, scale=0.1):
 
 
 def small_cnn(rng) -> Graph:
-    """CPU stem (1 channel), two VTA convs with a residual add, flatten, VTA dense, argmax."""
+    """A 1-channel stem, two convs with a residual add (CPU), flatten, dense, argmax."""
     g = Graph("small", (1, 8, 8))
     h = g.relu(g.conv2d(g.input, _f(rng, 16, 1, 3, 3, scale=0.5), _f(rng, 16), pad=1, name="stem"))
     h2 = g.relu(g.conv2d(h, _f(rng, 32, 16, 3, 3), _f(rng, 32), stride=2, pad=1, name="down"))
