@@ -1,7 +1,8 @@
 """``vta bench``: per-layer and whole-network time, CPU float32 against VTA int8, as a table, JSON and a bar chart.
 
 CPU side: the float model, one layer at a time with im2col + float32 BLAS through numpy (the
-fastest honest CPU path a numpy user has), best of ``repeat`` runs on this machine. VTA side:
+fastest honest CPU path a numpy user has), each layer's best of ``repeat`` runs on this machine;
+the total is the sum of those bests, as the VTA total is the sum of its rows. VTA side:
 each VTA node's device time — *modeled* by the Pynq-Z1 performance model on the simulator,
 *measured* wall-clock on a board backend — plus, measured on this machine, the CPU-fallback
 layers and every host step (quantizing the input, copies and layout changes at VTA/CPU
@@ -117,12 +118,12 @@ def bench(graph: Graph, qg: QuantizedGraph, net: Network, x: np.ndarray, repeat:
             best[name] = min(best.get(name, math.inf), dev + t.cpu_s + t.host_s)
     ref = qg.reference(x)
     exact = all(np.array_equal(out[o], ref[o]) for o in qg.outputs)
-    cpu, cpu_total = float_layer_times(graph, x, repeat)
+    cpu, _ = float_layer_times(graph, x, repeat)
     layers = []
     for name, node in qg.nodes.items():
         vta_s = best[name] + (quant_s if node.op == "input" else 0.0)
         layers.append(LayerTime(name, node.op, net.placement[name].target, cpu[name], vta_s))
-    return BenchResult(graph.name, timing, exact, layers, cpu_total, sum(r.vta_s for r in layers))
+    return BenchResult(graph.name, timing, exact, layers, sum(r.cpu_s for r in layers), sum(r.vta_s for r in layers))
 
 
 def write_png(result: BenchResult, path: str | Path) -> None:

@@ -4,9 +4,9 @@ The rule (docs/network.md gives the performance-model figures behind it):
 
 * conv2d and dense go to VTA's GEMM core whenever the operator library compiles them, channel
   padding included. Padding costs: ResNet-18's 3-channel stem padded to 16 channels spends 13/16
-  of its GEMM work on zeros, yet the performance model puts it at 29 ms on the Pynq-Z1, less than
-  numpy's float32 im2col + BLAS needs for it on a fast x86 core and a fraction of what the board's
-  Cortex-A9 needs. A layer the library refuses (no tiling fits the SRAMs) falls back to the CPU
+  of its GEMM work on zeros, yet the performance model puts it at 29 ms on the Pynq-Z1, the order
+  of what numpy's float32 im2col + BLAS needs for it on a fast x86 core and a fraction of what the
+  board's Cortex-A9 would need. A layer the library refuses (no tiling fits the SRAMs) falls back to the CPU
   with the library's reason.
 * add, max-pool, standalone relu/clip and global average pool run on the CPU: VTA's ALU works on
   the accumulator, which loads only int32 from DRAM (the Pynq bitstream has no 8-bit
