@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vta.compiler.graph import layouts
+from vta.compiler.graph import layouts, space_to_depth
 from vta.compiler.graph.graph import GraphError
 from vta.compiler.graph.partition import Placement, partition
 from vta.compiler.graph.quantize import QNode, QuantizedGraph, eval_int
@@ -66,6 +66,7 @@ class Network:
         self.device: dict[str, DeviceBuffer] = {}   # activations in device memory (packed)
         self.owned: list[DeviceBuffer] = []
         self.geom: dict[str, tuple[int, int, int]] = {}
+        self.folded: dict[str, tuple[int, int, tuple[int, int, int]]] = {}  # tensor -> (fold, pad, device geometry)
         self.layout: dict[str, str] = {}
         self.profile: dict[str, NodeTime] = {}
         self.closed = False
@@ -134,7 +135,12 @@ class Network:
 
     def _store(self, name: str, y: np.ndarray, vals: dict[str, np.ndarray]) -> None:
         vals[name] = y
-        if name in self.device:
+        if name in self.folded:
+            s, pad, geom = self.folded[name]
+            nchw = y if self.layout[name] == "nchw" else layouts.from_packed(y, self.geom[name],
+                                                                             self.graph.nodes[name].shape)
+            self.device[name].copy_from(layouts.to_packed(space_to_depth.fold_input(nchw, s, pad, geom), geom))
+        elif name in self.device:
             packed = y if self.layout[name] == "packed" else layouts.to_packed(y, self.geom[name])
             self.device[name].copy_from(packed)
 
@@ -190,14 +196,27 @@ def _check_node(node: QNode) -> None:
         raise GraphError(f"{node.op} {node.name}: bias does not fit int32 with room for the accumulator")
 
 
-def _program(node: QNode, geom: tuple[int, int, int], tuned: TuningLog | None
-             ) -> tuple[Program, Conv2dConfig | None]:
+def _fold(net: Network, node: QNode) -> tuple[int, tuple[int, int, int], int] | None:
+    """(fold, folded input geometry, folded kernel) when a conv reads a host tensor only it reads."""
+    src = node.inputs[0]
+    readers = [n for n in net.graph.nodes.values() if src in n.inputs]
+    if node.op != "conv2d" or net.placement[src].target != "cpu" or len(readers) != 1:
+        return None
+    s = space_to_depth.factor(net.geom[src][0], node.attrs["stride"], layouts.BLOCK())
+    if not s:
+        return None
+    geom, ka = space_to_depth.folded_geometry(net.geom[src][0], node.shape[1], node.shape[2], node.attrs["kernel"], s)
+    return s, geom, ka
+
+
+def _program(node: QNode, geom: tuple[int, int, int], tuned: TuningLog | None,
+             fold: tuple[int, tuple[int, int, int], int] | None) -> tuple[Program, Conv2dConfig | None]:
     """The node's program and, for a conv2d, its knobs: the tuning log's if it has the workload."""
     lo, hi = node.bounds
     if node.op == "conv2d":
-        c, h, w = geom
-        wl = Conv2dWorkload(node.name, h, w, layouts.padded(c), layouts.padded(node.shape[0]), node.attrs["kernel"],
-                            node.attrs["stride"], node.attrs["pad"])
+        c, h, w = fold[1] if fold else geom
+        k, stride, pad = (fold[2], 1, 0) if fold else (node.attrs["kernel"], node.attrs["stride"], node.attrs["pad"])
+        wl = Conv2dWorkload(node.name, h, w, layouts.padded(c), layouts.padded(node.shape[0]), k, stride, pad)
         cfg = pick_conv2d_config(wl, tuned.config(wl) if tuned is not None else None)
         return conv2d_program(wl, node.shift, lo, hi, cfg), cfg
     k = layouts.padded(geom[0]) * geom[1] * geom[2]
@@ -205,10 +224,10 @@ def _program(node: QNode, geom: tuple[int, int, int], tuned: TuningLog | None
                          node.shift, lo, hi), None
 
 
-def _params(node: QNode, geom: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _params(node: QNode, geom: tuple[int, int, int], fold: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Packed int8 weight and int32 bias (rounding offset folded in) of a VTA node."""
     if node.op == "conv2d":
-        w = layouts.pack_conv_weight(node.weight)
+        w = layouts.pack_conv_weight(space_to_depth.fold_weight(node.weight, fold) if fold else node.weight)
         b = bias_with_rounding(node.bias, node.shift, layouts.padded(node.shape[0]))
         return w, b.reshape(1, -1, 1, 1, 1, layouts.BLOCK())
     w = layouts.pack_dense_weight_for(node.weight, geom)
@@ -251,18 +270,30 @@ def _plan(net: Network, tuned: TuningLog | None, progress: Callable[[str], None]
     qg, rt = net.graph, net.runtime
     layouts.infer(net)
     programs: dict[str, tuple[Program, Conv2dConfig | None]] = {}
+    folds: dict[str, tuple[int, tuple[int, int, int], int]] = {}
     refused: dict[str, str] = {}
-    for name, p in partition(qg).items():
+    net.placement = partition(qg)
+    for name, p in dict(net.placement).items():
         if p.target == "vta" and qg.nodes[name].op in ("conv2d", "dense"):
             if progress:
                 progress(f"compiling {name}")
+            fold = _fold(net, qg.nodes[name])  # producers only ever move to the CPU: a fold stays valid
+            if fold:
+                folds[name] = fold
             try:
-                programs[name] = _program(qg.nodes[name], net.geom[qg.nodes[name].inputs[0]], tuned)
+                programs[name] = _program(qg.nodes[name], net.geom[qg.nodes[name].inputs[0]], tuned, fold)
             except (ScheduleError, LoweringError) as e:
                 log.info("%s falls back to the CPU: %s", name, e)
                 refused[name] = str(e)
     net.placement = partition(qg, refused)
     layouts.infer(net)
+    for name, (s, geom, ka) in folds.items():
+        node = qg.nodes[name]
+        if name not in refused:
+            net.folded[node.inputs[0]] = (s, node.attrs["pad"], geom)
+            why = net.placement[name].reason.removesuffix(" — VTA")
+            net.placement[name] = Placement(name, "vta", f"{why}; space-to-depth by {s} on the host: a {ka}x{ka} "
+                                                         f"conv on {geom[0]} channels — VTA")
     vta_nodes = [n for n in qg.nodes if net.placement[n].target == "vta"]
     for name in vta_nodes:
         node = qg.nodes[name]
@@ -272,12 +303,13 @@ def _plan(net: Network, tuned: TuningLog | None, progress: Callable[[str], None]
                 if src is not None:
                     net.device[t] = net.device[src]
                 else:
-                    net.device[t] = _alloc(rt, net, layouts.packed_bytes(net.geom[t]))
+                    geom = net.folded[t][2] if t in net.folded else net.geom[t]
+                    net.device[t] = _alloc(rt, net, layouts.packed_bytes(geom))
     for name in vta_nodes:
         node = qg.nodes[name]
         if node.op == "flatten":
             continue
-        w, b = _params(node, net.geom[node.inputs[0]])
+        w, b = _params(node, net.geom[node.inputs[0]], net.folded.get(node.inputs[0], (0,))[0])
         wbuf, bbuf = _alloc(rt, net, w.nbytes), _alloc(rt, net, b.nbytes)
         wbuf.copy_from(w)
         bbuf.copy_from(b)

@@ -181,11 +181,11 @@ def test_a_failure_while_compiling_frees_what_was_allocated(qg, monkeypatch):
     params = network._params
     done = []
 
-    def second_fails(node, geom):  # the first VTA node's weights are already on the device by then
+    def second_fails(node, *args):  # the first VTA node's weights are already on the device by then
         if done:
             raise GraphError("packing failed")
         done.append(node.name)
-        return params(node, geom)
+        return params(node, *args)
 
     monkeypatch.setattr(network, "_params", second_fails)
     with Runtime("sim") as rt:
@@ -266,3 +266,22 @@ def test_standalone_relu_pooling_and_softmax_head_are_bit_exact():
     want = qg.reference(x)["prob"]
     np.testing.assert_array_equal(got, want)
     np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_a_strided_conv_on_few_host_channels_is_folded_space_to_depth():
+    rng = np.random.default_rng(9)
+    g = Graph("stem", (3, 18, 18))
+    h = g.relu(g.conv2d(g.input, _f(rng, 16, 3, 7, 7), _f(rng, 16), stride=2, pad=3, name="stem"))
+    g.conv2d(h, _f(rng, 16, 16, 3, 3), pad=1, name="next")
+    qg = quantize(g, rng.normal(0, 1, (3, 3, 18, 18)).astype(np.float32))
+    x = rng.normal(0, 1, (3, 18, 18)).astype(np.float32)
+    with compile_network(qg, "sim") as net:
+        reason = net.placement["stem"].reason
+        params = {p.name: p.shape for p in net.vta["stem"].program.params}
+        assert set(net.folded) == {"input"} and net.folded["input"][:2] == (2, 3)  # "next" reads a device tensor
+        got = net.run_quantized(qg.quantize_input(x), keep=True)
+    assert reason == ("7x7 conv, 3 input channels padded to 16 (81% of the GEMM work on zeros); space-to-depth by 2 "
+                      "on the host: a 4x4 conv on 12 channels — VTA")
+    assert params["kernel"] == (1, 1, 4, 4, 16, 16) and params["data"] == (1, 1, 12, 12, 1, 16)
+    for name, want in qg.reference(x).items():
+        np.testing.assert_array_equal(got[name], want, err_msg=name)
