@@ -6,7 +6,8 @@ The rule (docs/network.md gives the performance-model figures behind it):
   padding included. Padding costs: ResNet-18's 3-channel stem padded to 16 channels spends 13/16
   of its GEMM work on zeros, yet the performance model puts it at 29 ms on the Pynq-Z1, the order
   of what numpy's float32 im2col + BLAS needs for it on a fast x86 core and a fraction of what the
-  board's Cortex-A9 would need. A layer the library refuses (no tiling fits the SRAMs) falls back to the CPU
+  board's Cortex-A9 would need (and :mod:`.space_to_depth` removes most of that padding for the
+  stem). A layer the library refuses (no tiling fits the SRAMs) falls back to the CPU
   with the library's reason.
 * add, max-pool, standalone relu/clip and global average pool run on the CPU: VTA's ALU works on
   the accumulator, which loads only int32 from DRAM (the Pynq bitstream has no 8-bit
