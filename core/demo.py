@@ -1,108 +1,129 @@
-"""``vta demo``: ResNet-18's convolution layers compiled, run on the simulated VTA, checked against numpy.
+"""``vta demo``: whole networks on the simulated VTA, checked bit for bit against the int8 CPU reference.
 
-Each layer C2-C11 (spec §7.3) is a packed conv2d with a requantize epilogue (shift, relu,
-clip to int8) scheduled with its tuned TopHub knobs (or the default tiler), compiled by
-``vta.compiler.build`` and run bit-exact on the simulator backend of the runtime. Cycles and
-GOPS are the performance model's prediction for the Pynq-Z1 bitstream at 100 MHz, not a
-board measurement (docs/perf-model.md).
+Two networks, nothing downloaded: the small CNN trained on the handwritten digits (accuracy of
+the float model, of the int8 CPU reference and of the VTA run on the 360 held-out images), and
+ResNet-18 at 224x224 with seeded weights (one inference, every tensor compared, and the
+per-layer CPU float32 against VTA table). VTA times are the performance model's prediction for
+the Pynq-Z1 at 100 MHz ("modeled"), not a board measurement; CPU times are measured here.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import TextIO
 
 import numpy as np
 
-from vta.compiler.build import build
-from vta.compiler.ops import Epilogue, conv2d, default_conv2d_config
-from vta.compiler.ops.resnet18 import RESNET18, TUNED
-from vta.runtime import Runtime
+from vta.errors import VTAError
 
-__all__ = ["LayerResult", "add_arguments", "run", "run_layer"]
+__all__ = ["DigitsResult", "add_arguments", "run", "run_digits", "run_resnet18"]
 
-_INT8_PRODUCT_STD = 128 * 128 / 3  # std of the product of two uniform int8 values, about 5461
+MODELS = ("digits", "resnet18")
 
 
 @dataclass(frozen=True)
-class LayerResult:
-    """One layer of the demo: what was compiled and run, what it cost, whether it matched numpy."""
+class DigitsResult:
+    """Accuracies on the held-out split; ``vta_equals_int8`` is the bit-exact check of every label and logit."""
 
-    name: str
-    shape: str
-    config: str
-    instructions: int
-    dram_bytes: int
-    cycles: int
-    predicted_ms: float
-    gops: float
-    compile_s: float
-    ok: bool
+    samples: int
+    float_accuracy: float
+    int8_accuracy: float
+    vta_accuracy: float
+    vta_equals_int8: bool
+    modeled_ms: float
 
 
-def _shift_for(in_channels: int, kernel: int) -> int:
-    """A requantize shift that keeps random accumulators in int8 range after it (at most 15, spec §3.4)."""
-    std = math.sqrt(in_channels * kernel * kernel) * _INT8_PRODUCT_STD
-    return max(0, min(15, round(math.log2(std)) - 6))
+class _Progress:
+    """One line per step on stderr, with the elapsed time, so long steps are never silent."""
+
+    def __init__(self, out: TextIO):
+        self.out, self.start = out, time.perf_counter()
+
+    def __call__(self, msg: str) -> None:
+        print(f"[{time.perf_counter() - self.start:5.1f}s] {msg}", file=self.out, flush=True)
 
 
-def run_layer(name: str, tuned: bool = True, seed: int = 0, runtime: Runtime | None = None) -> LayerResult:
-    """Compile layer ``name`` (``"C2"``..``"C11"``), run it on the simulator and compare with numpy."""
-    wl = RESNET18[name]
-    config = TUNED[name] if tuned else default_conv2d_config(wl)
-    epilogue = Epilogue(shift=_shift_for(wl.in_channels, wl.kernel), relu=True, clip=(0, 127))
-    start = time.perf_counter()
-    op = conv2d(wl, config, epilogue)
-    prog = build(op.schedule, op.args, name)
-    compile_s = time.perf_counter() - start
-    rng = np.random.default_rng(seed)
-    inputs = op.random_inputs(rng)
-    out = op.empty_output()
-    rt = runtime or Runtime("sim")
-    try:
-        info = prog.run(*inputs, out, runtime=rt)
-        timing = rt.last_timing()
-    finally:
-        if runtime is None:
-            rt.close()
-    shape = f"{wl.h}x{wl.w} {wl.in_channels}->{wl.out_channels} k{wl.kernel} s{wl.stride}"
-    return LayerResult(name, shape, "tuned" if tuned else "default", info.instructions,
-                       sum(timing.dram_bytes.values()), timing.cycles, timing.seconds * 1e3, timing.gops, compile_s,
-                       bool(np.array_equal(out, op.reference(*inputs))))
+def run_digits(progress: _Progress) -> DigitsResult:
+    """Quantize, compile and run the digits CNN over the held-out split."""
+    from vta.compiler.graph import compile_network, quantize
+    from vta.compiler.graph.models import digits_cnn, digits_data
+    from vta.compiler.graph.train_digits import predict
+
+    d = digits_data()
+    x, y = d["test_x"], d["test_y"]
+    progress(f"digits: quantizing with {len(d['calib_x'])} calibration images")
+    qg = quantize(digits_cnn(), d["calib_x"])
+    ref = qg.reference(x)
+    with compile_network(qg, "sim", progress=lambda m: progress(f"digits: {m}")) as net:
+        progress(f"digits: {len(x)} inferences on the simulator")
+        got = net(x)
+        modeled = sum(net.modeled_seconds().values())
+    same = bool(np.array_equal(got["label"], ref["label"]) and
+                np.array_equal(got["fc"], qg.dequantize("fc", ref["fc"])))
+    return DigitsResult(len(y), float((predict(d, x) == y).mean()), float((ref["label"] == y).mean()),
+                        float((got["label"] == y).mean()), same, modeled * 1e3)
+
+
+def run_resnet18(progress: _Progress):
+    """Quantize, compile and run ResNet-18 once; the bench result (per-layer CPU vs modeled VTA, bit-exact flag)."""
+    from vta.compiler.graph import compile_network, quantize
+    from vta.compiler.graph.bench import bench
+    from vta.compiler.graph.models import resnet18, resnet18_calibration
+
+    graph = resnet18()
+    cal = resnet18_calibration()
+    progress(f"resnet18: quantizing with {len(cal)} calibration images (224x224)")
+    qg = quantize(graph, cal)
+    with compile_network(qg, "sim", progress=lambda m: progress(f"resnet18: {m}")) as net:
+        progress("resnet18: one inference on the simulator, then the float32 CPU timing")
+        return bench(graph, qg, net, resnet18_calibration(1, seed=5)[0], repeat=3)
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """The demo's options, for the ``vta demo`` subcommand."""
-    ap.add_argument("--default-config", action="store_true", help="use the default tiler instead of tuned knobs")
-    ap.add_argument("--layers", default=",".join(RESNET18), help="comma-separated layer names (default: all)")
-    ap.add_argument("--json", help="also write the table as JSON to this file")
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated: digits, resnet18 (default both)")
+    ap.add_argument("--json", help="also write the results as JSON to this file")
+
+
+def _models(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise VTAError(f"--models {text!r} names no model; models: {', '.join(MODELS)}")
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        raise VTAError(f"--models: unknown model {unknown[0]!r}; models: {', '.join(MODELS)}")
+    return names
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the demo; exit status 0 when every layer matched numpy."""
-    names = [n.strip() for n in args.layers.split(",") if n.strip()]
-    unknown = [n for n in names if n not in RESNET18]
-    if unknown:
-        print(f"vta demo: error: unknown layer {unknown[0]!r}; layers: {', '.join(RESNET18)}")
-        return 2
-    print("pynq-vta demo: ResNet-18 conv layers compiled for VTA, run in the simulator, checked against numpy")
-    print("(cycles and GOPS: predicted for the Pynq-Z1 bitstream at 100 MHz by the performance model, "
-          "not measured on a board)\n")
-    print(f"{'layer':5s} {'shape':24s} {'knobs':7s} {'insns':>6s} {'DRAM KiB':>9s} {'cycles':>9s} {'ms':>7s} "
-          f"{'GOPS':>6s} {'compile s':>9s}  check")
-    rows = []
-    for name in names:
-        r = run_layer(name, tuned=not args.default_config)
-        rows.append(r)
-        print(f"{r.name:5s} {r.shape:24s} {r.config:7s} {r.instructions:6d} {r.dram_bytes / 1024:9.1f} "
-              f"{r.cycles:9d} {r.predicted_ms:7.3f} {r.gops:6.2f} {r.compile_s:9.3f}  {'ok' if r.ok else 'MISMATCH'}")
-    total_ms = sum(r.predicted_ms for r in rows)
-    print(f"\n{len(rows)} layers, predicted {total_ms:.2f} ms on the accelerator; "
-          f"{sum(r.ok for r in rows)}/{len(rows)} bit-exact against numpy")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump([r.__dict__ for r in rows], f, indent=1)
-    return 0 if all(r.ok for r in rows) else 1
+    """Run the demo; exit status 0 when every VTA run matched the int8 CPU reference bit for bit."""
+    from vta.compiler.graph.cli import check_output_path
+
+    names = _models(args.models)
+    json_path = check_output_path(args.json, "--json") if args.json else None
+    progress = _Progress(sys.stderr)
+    report: dict = {}
+    ok = True
+    print("pynq-vta demo: whole networks quantized to int8, compiled for VTA, run in the simulator and checked "
+          "bit for bit against the int8 CPU reference")
+    if "digits" in names:
+        r = run_digits(progress)
+        ok &= r.vta_equals_int8
+        report["digits"] = asdict(r)
+        print(f"\ndigits CNN (trained on scikit-learn's handwritten digits), {r.samples} held-out images:\n"
+              f"  float accuracy {100 * r.float_accuracy:.2f} %, int8 CPU {100 * r.int8_accuracy:.2f} %, "
+              f"VTA {100 * r.vta_accuracy:.2f} % — VTA {'equals' if r.vta_equals_int8 else 'DIFFERS FROM'} the "
+              f"int8 CPU reference ({r.modeled_ms:.3f} ms modeled VTA time per image)")
+    if "resnet18" in names:
+        b = run_resnet18(progress)
+        ok &= b.bit_exact
+        report["resnet18"] = b.to_json()
+        print("\nResNet-18, 224x224, seeded weights, one inference:\n" + b.table())
+    if json_path:
+        json_path.write_text(json.dumps(report, indent=1) + "\n")
+        print(f"\nwrote {json_path}")
+    return 0 if ok else 1

@@ -1,25 +1,50 @@
-"""vta demo: ResNet-18 conv layers compiled, simulated and checked; the table the README shows."""
+"""vta demo: the digits CNN's accuracies and ResNet-18 end to end, bit-exact, with the modeled speed-up table."""
 
 import json
 
+import pytest
+
 from vta.cli import main
-from vta.demo import run_layer
 
 
-def test_demo_compiles_runs_and_checks_every_layer(capsys, tmp_path):
+def test_demo_digits_accuracies_and_bit_exact(capsys, tmp_path):
+    assert main(["demo", "--models", "digits", "--json", str(tmp_path / "demo.json")]) == 0
+    captured = capsys.readouterr()
+    assert "VTA equals the int8 CPU reference" in captured.out
+    assert "digits: 360 inferences on the simulator" in captured.err  # progress goes to stderr
+    r = json.loads((tmp_path / "demo.json").read_text())["digits"]
+    assert r["samples"] == 360 and r["vta_equals_int8"] is True
+    assert r["vta_accuracy"] == r["int8_accuracy"] and abs(r["int8_accuracy"] - r["float_accuracy"]) <= 0.01
+    assert r["float_accuracy"] > 0.95 and r["modeled_ms"] > 0
+
+
+@pytest.mark.slow
+def test_full_demo_runs_resnet18_end_to_end(capsys, tmp_path):
     assert main(["demo", "--json", str(tmp_path / "demo.json")]) == 0
     out = capsys.readouterr().out
-    assert "10 layers" in out and "10/10 bit-exact against numpy" in out and "MISMATCH" not in out
-    rows = json.loads((tmp_path / "demo.json").read_text())
-    assert [r["name"] for r in rows] == [f"C{i}" for i in range(2, 12)]
-    assert all(r["ok"] and r["cycles"] > 0 and r["instructions"] > 0 and r["gops"] > 0 for r in rows)
+    assert "VTA ms (modeled)" in out and "bit-exact against the int8 CPU reference: yes" in out
+    data = json.loads((tmp_path / "demo.json").read_text())
+    res = data["resnet18"]
+    assert res["vta_timing"] == "modeled" and res["bit_exact"] is True and res["total"]["speedup"] > 0
+    assert sum(r["placement"] == "vta" for r in res["layers"]) == 21  # 20 convs and the classifier
 
 
-def test_demo_layer_with_the_default_tiler():
-    r = run_layer("C10", tuned=False)
-    assert r.ok and r.config == "default"
+def test_demo_checks_the_json_path_before_any_work(capsys, tmp_path):
+    assert main(["demo", "--json", str(tmp_path / "missing" / "demo.json")]) == 1
+    captured = capsys.readouterr()
+    assert "--json" in captured.err and "does not exist" in captured.err
+    assert captured.out == "" and "quantizing" not in captured.err
 
 
-def test_demo_refuses_unknown_layers(capsys):
-    assert main(["demo", "--layers", "C1"]) == 2
-    assert "unknown layer 'C1'" in capsys.readouterr().out
+def test_demo_json_path_that_is_a_directory(capsys, tmp_path):
+    assert main(["demo", "--json", str(tmp_path)]) == 1
+    assert "is a directory; give a file name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arg, msg", [(",", "--models ',' names no model; models: digits, resnet18"),
+                                      ("", "--models '' names no model"),
+                                      ("digits,C1", "--models: unknown model 'C1'; models: digits, resnet18")])
+def test_demo_refuses_empty_or_unknown_model_lists(capsys, arg, msg):
+    assert main(["demo", "--models", arg]) == 1
+    captured = capsys.readouterr()
+    assert msg in captured.err and captured.out == ""
