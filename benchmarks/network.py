@@ -25,7 +25,7 @@ import numpy as np
 
 from vta.compiler.graph import compile_network, quantize
 from vta.compiler.graph.bench import float_layer_times
-from vta.compiler.graph.cli import load_model
+from vta.network_cli import load_model
 
 SIM_TARGET = 3.0
 HOST_TARGET = 0.05

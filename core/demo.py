@@ -101,7 +101,7 @@ def _models(text: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; exit status 0 when every VTA run matched the int8 CPU reference bit for bit."""
-    from vta.compiler.graph.cli import check_output_path
+    from vta.cli import check_output_path
 
     names = _models(args.models)
     json_path = check_output_path(args.json, "--json") if args.json else None

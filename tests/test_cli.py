@@ -334,13 +334,18 @@ def test_info_names_the_active_configuration(monkeypatch, tmp_path, capsys):
 # --- what the command line imports and cites -------------------------------------------------------------------------
 
 
+# What `vta --help` may import of the package beyond the light command-line modules: the device lock (for the
+# default lock path in `vta program --help`).
+LIGHT_AT_HELP = ["vta.driver.lock"]
+
+
 def test_help_imports_nothing_heavy():
     code = ("import sys\nfrom vta.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
             "heavy = sorted(m for m in sys.modules if not m.endswith('.cli') and (m.split('.')[0] == 'numpy' or "
             "m.startswith(('vta.compiler', 'vta.sim.', 'vta.runtime', 'vta.demo', 'vta.isa', 'vta.driver.'))))\n"
             "print(heavy, file=sys.stderr)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0 and r.stderr.strip().splitlines()[-1] == "['vta.driver.lock']"
+    assert r.returncode == 0 and r.stderr.strip().splitlines()[-1] == str(LIGHT_AT_HELP)
     assert "demo" in r.stdout and "run-vector" not in r.stdout
 
 

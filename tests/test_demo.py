@@ -38,7 +38,7 @@ def test_demo_checks_the_json_path_before_any_work(capsys, tmp_path):
 
 def test_demo_json_path_that_is_a_directory(capsys, tmp_path):
     assert main(["demo", "--json", str(tmp_path)]) == 1
-    assert "is a directory; give a file name" in capsys.readouterr().err
+    assert "is a folder, not a file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("arg, msg", [(",", "--models ',' names no model; models: digits, resnet18"),

@@ -25,3 +25,10 @@ def test_the_package_imports_whole_from_the_checkout_root():
 
 def test_the_package_is_marked_as_typed():
     assert importlib.resources.files("vta").joinpath("py.typed").is_file()
+
+
+def test_vta_compile_is_the_network_compiler():
+    import vta
+    from vta.compiler.graph import compile_network
+
+    assert vta.compile is compile_network

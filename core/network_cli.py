@@ -1,30 +1,20 @@
-"""``vta bench`` (CPU against VTA for a whole network) and ``vta run`` (a user's ONNX model on VTA)."""
+"""``vta bench`` (CPU against VTA for a whole network) and ``vta run`` (a user's ONNX model on VTA).
+
+It lives at the package root, not in ``vta.compiler.graph``, so ``vta --help`` registers these
+commands without importing the compiler.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
+from vta.cli import check_output_path
 from vta.errors import VTAError
 
-__all__ = ["MODELS", "check_output_path", "load_model", "make_runtime", "register"]
+__all__ = ["MODELS", "load_model", "make_runtime", "register"]
 
 MODELS = ("resnet18", "digits")
-
-
-def check_output_path(path: str | os.PathLike[str], what: str) -> Path:
-    """Refuse, before any work, an output path whose directory is missing or that names a directory."""
-    p = Path(path)
-    if p.is_dir():
-        raise VTAError(f"{what} {str(p)!r} is a directory; give a file name")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise VTAError(f"{what} {str(p)!r}: directory {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise VTAError(f"{what} {str(p)!r}: directory {str(parent)!r} is not writable")
-    return p
 
 
 def load_array(path: str, what: str):
@@ -78,7 +68,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from vta.compiler.graph.bench import bench, write_json, write_png
 
     json_path = check_output_path(args.json, "--json") if args.json else None
-    png_path = None if args.no_png else check_output_path(args.png or f"bench-{args.model}.png", "--png")
+    png_path = None if args.no_png else check_output_path(args.png or f"bench-{args.model}.png", "--png", suffix=".png")
     if png_path is not None:
         try:
             import matplotlib  # noqa: F401
