@@ -35,14 +35,17 @@ __all__ = ["GRIDS", "Sample", "cross_validate", "fit", "fit_profiles", "load_sam
 GRIDS: dict[str, tuple[float, ...]] = {
     "read_bytes_per_cycle": tuple(x / 2 for x in range(4, 17)),
     "write_bytes_per_cycle": tuple(x / 2 for x in range(4, 17)),
-    "axi_read_latency": tuple(range(8, 81, 8)),
-    "axi_write_latency": tuple(range(8, 81, 8)),
+    "axi_read_latency": tuple(range(8, 97, 8)),
+    "axi_write_latency": tuple(range(8, 97, 8)),
+    "insn_overhead": tuple(range(0, 49, 4)),
     "host_us": tuple(float(x) for x in range(0, 101, 10)),
 }
 # What a session profile may change with respect to the default one (the data's only disagreement).
 PROFILE_PARAMS: dict[str, tuple[float, ...]] = {"alu_ii": tuple(range(1, 41))}
-# A session whose lines the default profile misses by more than this (median |log ratio|) gets a profile.
+# A session of at least _MIN_LINES lines that the default profile misses by more than this
+# (median |log ratio|) gets a profile.
 _OWN_PROFILE = math.log(1.25)
+_MIN_LINES = 3
 
 
 @dataclass(frozen=True)
@@ -132,13 +135,15 @@ def fit_profiles(samples: Sequence[Sample], start: HwTiming | None = None
     """The default profile and one profile per session it cannot explain; and each session's profile.
 
     The default is fitted on every session whose median |log ratio| stays within ±25 % after a
-    first fit on all lines; each remaining session keeps the default's bus constants and gets
-    its own ``PROFILE_PARAMS`` fitted on its lines alone.
+    first fit on all lines (or that has fewer than 3 lines: too few to tell a profile from an
+    outlier); each remaining session keeps the default's bus constants and gets its own
+    ``PROFILE_PARAMS`` fitted on its lines alone.
     """
     base = start or HwTiming()
     first = fit(samples, base)
     sessions = sorted({s.session for s in samples})
-    own = [name for name in sessions if _session_error(samples, name, first) > _OWN_PROFILE]
+    own = [name for name in sessions if sum(s.session == name for s in samples) >= _MIN_LINES
+           and _session_error(samples, name, first) > _OWN_PROFILE]
     shared = [s for s in samples if s.session not in own]
     default = fit(shared, first) if own else first
     profiles, assigned = {"pynq": default}, {}

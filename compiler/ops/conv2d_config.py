@@ -30,6 +30,10 @@ _KNOBS_OF = {"local.inp_buffer": "tile_h, tile_w, tile_ci", "local.wgt_buffer": 
 class Conv2dWorkload:
     """One conv2d layer in logical units: square ``kernel``, equal ``stride`` and ``pad`` on H and W.
 
+    ``groups`` > 1 is a grouped convolution (TVM's ``group_conv2d_packed``): output channel
+    block ``c`` is group ``c`` and reads only that group's input channel blocks (one output block
+    per group, a whole number of input blocks per group: the grouped layers of MobileNet-G).
+
     Examples
     --------
     >>> wl = Conv2dWorkload("C2", 56, 56, 64, 64, 3, 1, 1)
@@ -46,6 +50,7 @@ class Conv2dWorkload:
     stride: int
     pad: int
     batch: int = 1
+    groups: int = 1
 
     def __post_init__(self) -> None:
         for f in fields(self)[1:]:
@@ -73,8 +78,17 @@ class Conv2dWorkload:
     def blocks(self, env: Environment | None = None) -> tuple[int, int, int]:
         """(batch, input-channel, output-channel) counts of packed blocks."""
         env = env or get_env()
-        return (self._blocks("batch", self.batch, env.BATCH), self._blocks("in_channels", self.in_channels,
-                env.BLOCK_IN), self._blocks("out_channels", self.out_channels, env.BLOCK_OUT))
+        out = (self._blocks("batch", self.batch, env.BATCH), self._blocks("in_channels", self.in_channels,
+               env.BLOCK_IN), self._blocks("out_channels", self.out_channels, env.BLOCK_OUT))
+        if self.groups > 1 and (out[1] % self.groups or out[2] != self.groups):
+            raise ScheduleError(f"conv2d {self.name}: groups={self.groups}: a grouped conv2d needs one output "
+                                f"channel block per group ({out[2]} output blocks given) and a whole number of "
+                                f"input blocks per group ({out[1]} given), as TVM's group_conv2d_packed uses them")
+        return out
+
+    def reduce_blocks(self, env: Environment | None = None) -> int:
+        """Input-channel blocks each output block sums over: all of them, or those of its group."""
+        return self.blocks(env)[1] // self.groups
 
     @property
     def data_shape(self) -> tuple[int, ...]:
@@ -86,7 +100,7 @@ class Conv2dWorkload:
     def kernel_shape(self) -> tuple[int, ...]:
         env = get_env()
         _, cib, cob = self.blocks(env)
-        return (cob, cib, self.kernel, self.kernel, env.BLOCK_OUT, env.BLOCK_IN)
+        return (cob, cib // self.groups, self.kernel, self.kernel, env.BLOCK_OUT, env.BLOCK_IN)
 
     @property
     def out_shape(self) -> tuple[int, ...]:
@@ -97,7 +111,8 @@ class Conv2dWorkload:
     @property
     def ops(self) -> int:
         """Integer operations (2 per multiply-accumulate), as TVM registers them."""
-        return 2 * self.batch * self.out_channels * self.out_h * self.out_w * self.in_channels * self.kernel ** 2
+        return (2 * self.batch * self.out_channels * self.out_h * self.out_w * self.in_channels * self.kernel ** 2
+                // self.groups)
 
     def random_inputs(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Packed int8 data and kernel over the whole int8 range."""
@@ -144,9 +159,9 @@ class Conv2dConfig:
 
     def check(self, wl: Conv2dWorkload) -> None:
         """Raise ScheduleError naming the knob if this configuration cannot run ``wl``."""
-        nb, cib, cob = wl.blocks()
+        nb, _, cob = wl.blocks()
         extents = {"tile_b": (nb, "batch blocks"), "tile_h": (wl.out_h, "output height"),
-                   "tile_w": (wl.out_w, "output width"), "tile_ci": (cib, "input-channel blocks"),
+                   "tile_w": (wl.out_w, "output width"), "tile_ci": (wl.reduce_blocks(), "input-channel blocks"),
                    "tile_co": (cob, "output-channel blocks")}
         for knob, (n, what) in extents.items():
             o, i = getattr(self, knob)
@@ -172,26 +187,37 @@ def _tile_in(n_out: int, stride: int, kernel: int, n_padded: int) -> int:
     return min((n_out - 1) * stride + kernel, n_padded)
 
 
+def _inp_blocks(wl: Conv2dWorkload, ci: int, co: int) -> int:
+    """Input-channel blocks one input tile holds: ``ci`` of each group the ``co``-block output tile spans."""
+    if wl.groups == 1:
+        return ci
+    _, cib, cob = wl.blocks()
+    per = cob // wl.groups
+    spanned = max((j * co + co - 1) // per - (j * co) // per for j in range(cob // co))
+    return spanned * (cib // wl.groups) + ci
+
+
 def conv2d_footprint(wl: Conv2dWorkload, cfg: Conv2dConfig) -> dict[str, int]:
     """SRAM entries per scope, all virtual threads included; the epilogue works in place in the conv tile."""
     h, w, ci, co = cfg.tile_h[1], cfg.tile_w[1], cfg.tile_ci[1], cfg.tile_co[1]
     rows = _tile_in(h, wl.stride, wl.kernel, wl.h + 2 * wl.pad)
     cols = _tile_in(w, wl.stride, wl.kernel, wl.w + 2 * wl.pad)
     t = cfg.threads
-    return {"local.inp_buffer": rows * cols * ci * t, "local.wgt_buffer": wl.kernel ** 2 * ci * co * t,
-            "local.acc_buffer": h * w * co * t}
+    return {"local.inp_buffer": rows * cols * _inp_blocks(wl, ci, co) * t,
+            "local.wgt_buffer": wl.kernel ** 2 * ci * co * t, "local.acc_buffer": h * w * co * t}
 
 
 def conv2d_traffic(wl: Conv2dWorkload, cfg: Conv2dConfig) -> int:
     """DRAM bytes moved: every per-thread output tile streams its input rows and weights over all channels."""
     env = get_env()
-    nb, cib, cob = wl.blocks(env)
-    h, w, co = cfg.tile_h[1], cfg.tile_w[1], cfg.tile_co[1]
+    nb, _, cob = wl.blocks(env)
+    red = wl.reduce_blocks(env)
+    h, w, ci, co = cfg.tile_h[1], cfg.tile_w[1], cfg.tile_ci[1], cfg.tile_co[1]
     tiles = nb * (wl.out_h // h) * (wl.out_w // w) * (cob // co)
     rows = _tile_in(h, wl.stride, wl.kernel, wl.h + 2 * wl.pad)
     cols = _tile_in(w, wl.stride, wl.kernel, wl.w + 2 * wl.pad)
-    inp = tiles * rows * cols * cib * env.INP_ELEM_BYTES
-    wgt = tiles * co * cib * wl.kernel ** 2 * env.WGT_ELEM_BYTES
+    inp = tiles * rows * cols * _inp_blocks(wl, ci, co) * (red // ci) * env.INP_ELEM_BYTES
+    wgt = tiles * co * red * wl.kernel ** 2 * env.WGT_ELEM_BYTES
     out = nb * cob * wl.out_h * wl.out_w * env.OUT_ELEM_BYTES
     return inp + wgt + out
 
@@ -226,17 +252,18 @@ def default_conv2d_config(wl: Conv2dWorkload) -> Conv2dConfig:
     (2, 16)
     """
     env = get_env()
-    nb, cib, cob = wl.blocks(env)
+    nb, _, cob = wl.blocks(env)
     found = []
     for h in [f for f in divisors(wl.out_h) if _spatial_ok(f, wl.out_h)]:
         for w in [f for f in divisors(wl.out_w) if _spatial_ok(f, wl.out_w)]:
-            for ci in divisors(cib):
+            for ci in divisors(wl.reduce_blocks(env)):
                 for co in divisors(cob):
                     for ht, ot in ((1, 1), (1, 2), (2, 1)):
                         if (wl.out_h // h) % ht or (cob // co) % ot:
                             continue
                         cfg = Conv2dConfig(tile_b=(nb, 1), tile_h=(wl.out_h // h, h), tile_w=(wl.out_w // w, w),
-                                           tile_ci=(cib // ci, ci), tile_co=(cob // co, co), oc_nthread=ot,
+                                           tile_ci=(wl.reduce_blocks(env) // ci, ci), tile_co=(cob // co, co),
+                                           oc_nthread=ot,
                                            h_nthread=ht)
                         if _fits(wl, cfg, env):
                             found.append(cfg)
@@ -249,6 +276,6 @@ def default_conv2d_config(wl: Conv2dWorkload) -> Conv2dConfig:
 
 
 def _smallest(wl: Conv2dWorkload) -> Conv2dConfig:
-    nb, cib, cob = wl.blocks()
-    return Conv2dConfig(tile_b=(nb, 1), tile_h=(wl.out_h, 1), tile_w=(wl.out_w, 1), tile_ci=(cib, 1),
+    nb, _, cob = wl.blocks()
+    return Conv2dConfig(tile_b=(nb, 1), tile_h=(wl.out_h, 1), tile_w=(wl.out_w, 1), tile_ci=(wl.reduce_blocks(), 1),
                         tile_co=(cob, 1))

@@ -181,11 +181,7 @@ def _split(knobs: dict, name: str, extent: int) -> tuple[int, int]:
 def _check_shapes(ln: LoggedLine, env: Environment) -> None:
     d, k = ln.data_shape, ln.kernel_shape
     if ln.task == "dense_packed.vta":
-        want_d, want_k = (env.BATCH, env.BLOCK_IN), (env.BLOCK_OUT, env.BLOCK_IN)
-        if len(d) != 4 or tuple(d[2:]) != want_d or len(k) != 4 or tuple(k[2:]) != want_k:
-            raise ScheduleError(f"dense data {list(d)} / kernel {list(k)} are not packed for {env.BITSTREAM} "
-                                f"(innermost data {list(want_d)}, kernel {list(want_k)})")
-        return
+        return  # any blocking: _dense repacks
     want_d, want_k = (env.BATCH, env.BLOCK_IN), (env.BLOCK_OUT, env.BLOCK_IN)
     if len(d) != 6 or tuple(d[4:]) != want_d or len(k) != 6 or tuple(k[4:]) != want_k:
         raise ScheduleError(f"data {list(d)} / kernel {list(k)} are not packed for {env.BITSTREAM} "
@@ -202,30 +198,79 @@ def _conv2d(ln: LoggedLine) -> ScheduledOp:
                             "conv2d operator takes square kernels with equal strides and padding on every side")
     env = get_env()
     wl = Conv2dWorkload(f"line{ln.line}", d[2], d[3], d[1] * env.BLOCK_IN, k[0] * env.BLOCK_OUT, k[2], ln.strides[0],
-                        ln.padding[0], d[0] * env.BATCH)
-    nb, cib, cob = wl.blocks(env)
+                        ln.padding[0], d[0] * env.BATCH, ln.groups)
+    nb, _, cob = wl.blocks(env)
+    if k[1] != wl.reduce_blocks(env):
+        raise ScheduleError(f"kernel {list(k)} has {k[1]} input blocks, the data {d[1]} in {ln.groups} group(s)")
     kn = ln.knobs
     cfg = Conv2dConfig(tile_b=_split(kn, "tile_b", nb), tile_h=_split(kn, "tile_h", wl.out_h),
-                       tile_w=_split(kn, "tile_w", wl.out_w), tile_ci=_split(kn, "tile_ci", cib),
+                       tile_w=_split(kn, "tile_w", wl.out_w), tile_ci=_split(kn, "tile_ci", wl.reduce_blocks(env)),
                        tile_co=_split(kn, "tile_co", cob), oc_nthread=kn.get("oc_nthread", 1),
                        h_nthread=kn.get("h_nthread", 1))
     return conv2d(wl, cfg, TUNING_EPILOGUE)
 
 
+def _reblock(knobs: dict, name: str, logged_block: int, block: int, extent: int) -> tuple[int, int]:
+    """A split knob of a tensor logged in blocks of ``logged_block`` elements, for blocks of ``block``.
+
+    The inner tile keeps its size in elements; it must be a whole number of the target's blocks.
+    """
+    _, inner = _split(knobs, name, extent * block // logged_block)
+    elems = inner * logged_block
+    if elems % block or extent % (elems // block):
+        raise ScheduleError(f"knob {name}: an inner tile of {elems} elements is not a whole number of "
+                            f"{block}-element blocks dividing {extent} blocks")
+    return extent // (elems // block), elems // block
+
+
 def _dense(ln: LoggedLine) -> ScheduledOp:
+    """Dense with the logged knobs; shapes logged in another blocking (the 4x8 LSTM line is logged in the
+    1x16 layout, (N, K/16, 1, 16)) are repacked to the target's blocks, each tile keeping its element extent."""
     from vta.compiler.ops.dense import DenseConfig, dense
 
     env = get_env()
     d, k = ln.data_shape, ln.kernel_shape
-    if d[1] != k[1]:
-        raise ScheduleError(f"dense data has {d[1]} input blocks, kernel {k[1]}")
+    if len(d) != 4 or len(k) != 4 or d[1] != k[1] or d[3] != k[3]:
+        raise ScheduleError(f"dense data {list(d)} and kernel {list(k)} must be 4-d (N, K, n, k) and (M, K, m, k) "
+                            "with the same input blocking")
+    batch, ins, outs = d[0] * d[2], d[1] * d[3], k[0] * k[2]
+    for what, n, blk in (("batch", batch, env.BATCH), ("input features", ins, env.BLOCK_IN),
+                         ("output features", outs, env.BLOCK_OUT)):
+        if n % blk:
+            raise ScheduleError(f"dense {what} {n} is not a multiple of the target's block {blk}")
     kn = ln.knobs
-    cfg = DenseConfig(tile_b=_split(kn, "tile_b", d[0]), tile_co=_split(kn, "tile_co", k[0]),
-                      tile_ci=_split(kn, "tile_ci", d[1]), oc_nthread=kn.get("oc_nthread", 1))
-    return dense(d[0] * env.BATCH, d[1] * env.BLOCK_IN, k[0] * env.BLOCK_OUT, cfg, TUNING_EPILOGUE)
+    cfg = DenseConfig(tile_b=_reblock(kn, "tile_b", d[2], env.BATCH, batch // env.BATCH),
+                      tile_co=_reblock(kn, "tile_co", k[2], env.BLOCK_OUT, outs // env.BLOCK_OUT),
+                      tile_ci=_reblock(kn, "tile_ci", d[3], env.BLOCK_IN, ins // env.BLOCK_IN),
+                      oc_nthread=kn.get("oc_nthread", 1))
+    return dense(batch, ins, outs, cfg, TUNING_EPILOGUE)
 
 
-_BUILDERS = {"conv2d_packed.vta": _conv2d, "dense_packed.vta": _dense}
+def _conv2d_transpose(ln: LoggedLine) -> ScheduledOp:
+    from vta.compiler.ops.conv2d_config import Conv2dConfig
+    from vta.compiler.ops.conv2d_transpose import Conv2dTransposeWorkload, conv2d_transpose
+
+    d, k = ln.data_shape, ln.kernel_shape
+    if k[2] != k[3] or len(set(ln.padding)) != 1 or ln.strides[0] != ln.strides[1]:
+        raise ScheduleError(f"kernel {k[2]}x{k[3]}, strides {list(ln.strides)}, padding {list(ln.padding)}: the "
+                            "conv2d_transpose operator takes square kernels with equal strides and padding")
+    if any(ln.output_padding):
+        raise ScheduleError(f"output_padding={list(ln.output_padding)}: only (0, 0) (as TVM's VTA template)")
+    if k[1] != d[1]:
+        raise ScheduleError(f"kernel {list(k)} has {k[1]} input blocks, the data {d[1]}")
+    env = get_env()
+    wl = Conv2dTransposeWorkload(f"line{ln.line}", d[2], d[3], d[1] * env.BLOCK_IN, k[0] * env.BLOCK_OUT, k[2],
+                                 ln.strides[0], ln.padding[0], d[0] * env.BATCH)
+    kn = ln.knobs
+    cfg = Conv2dConfig(tile_b=_split(kn, "tile_b", d[0]), tile_h=_split(kn, "tile_h", wl.out_h),
+                       tile_w=_split(kn, "tile_w", wl.out_w), tile_ci=_split(kn, "tile_ci", d[1]),
+                       tile_co=_split(kn, "tile_co", k[0]), oc_nthread=kn.get("oc_nthread", 1),
+                       h_nthread=kn.get("h_nthread", 1))
+    return conv2d_transpose(wl, cfg, TUNING_EPILOGUE)
+
+
+_BUILDERS = {"conv2d_packed.vta": _conv2d, "group_conv2d_packed.vta": _conv2d, "dense_packed.vta": _dense,
+             "conv2d_transpose_packed.vta": _conv2d_transpose}
 
 
 def build_line(ln: LoggedLine) -> tuple[Environment, ScheduledOp]:
