@@ -3,7 +3,7 @@
 Each measured line (``shared/calibration`` format or AutoTVM log lines) is compiled once with
 its logged knobs for its own configuration (:mod:`vta.compiler.ops.logged`); its instruction
 streams are kept, so trying a set of constants costs only the timing model. The fit is a
-deterministic coordinate search over a grid of physically meaningful values per constant
+deterministic pattern search over a grid of physically meaningful values per constant
 (bus rates in half bytes per cycle, latencies and initiation intervals in whole cycles),
 minimising the mean absolute log ratio predicted/measured. Sessions the default profile
 cannot explain get their own profile, differing only in the constants listed in
@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,14 +38,17 @@ GRIDS: dict[str, tuple[float, ...]] = {
     "write_bytes_per_cycle": tuple(x / 2 for x in range(4, 17)),
     "axi_read_latency": tuple(range(8, 97, 8)),
     "axi_write_latency": tuple(range(8, 97, 8)),
-    "insn_overhead": tuple(range(0, 49, 4)),
-    "host_us": tuple(float(x) for x in range(0, 101, 10)),
+    "insn_overhead": tuple(range(0, 97, 4)),
+    "host_us": tuple(float(x) for x in range(0, 101, 5)),
 }
-# What a session profile may change with respect to the default one (the data's only disagreement).
-PROFILE_PARAMS: dict[str, tuple[float, ...]] = {"alu_ii": tuple(range(1, 41))}
+# What a session profile may change with respect to the default one: the ALU's initiation interval
+# (a different build of the compute module) and the DMA read path (a different board set-up).
+PROFILE_PARAMS: dict[str, tuple[float, ...]] = {"alu_ii": tuple(range(1, 41)),
+                                                "read_bytes_per_cycle": GRIDS["read_bytes_per_cycle"],
+                                                "axi_read_latency": GRIDS["axi_read_latency"]}
 # A session of at least _MIN_LINES lines that the default profile misses by more than this
-# (median |log ratio|) gets a profile.
-_OWN_PROFILE = math.log(1.25)
+# (median |log ratio|, i.e. the 10 % target) gets a profile.
+_OWN_PROFILE = math.log(1.10)
 _MIN_LINES = 3
 
 
@@ -78,6 +82,10 @@ def load_samples(path: str | Path) -> tuple[list[Sample], dict[int, str]]:
         if ln.measured_s is None:
             errors[n] = "no measured time"
             continue
+        if ln.task == "dense_packed.vta" and ln.data_shape[2:] != (env_batch_block := _blocking(ln.target)):
+            errors[n] = (f"logged in a {ln.data_shape[2]}x{ln.data_shape[3]} blocking, not the target's "
+                         f"{env_batch_block[0]}x{env_batch_block[1]}: the measured program is not the one compiled")
+            continue
         try:
             env, op = build_line(ln)
             with env:
@@ -91,14 +99,23 @@ def load_samples(path: str | Path) -> tuple[list[Sample], dict[int, str]]:
     return samples, errors
 
 
+def _blocking(target: str) -> tuple[int, int]:
+    from vta.compiler.ops.logged import target_env
+
+    env = target_env(target)
+    return env.BATCH, env.BLOCK_IN
+
+
 def _with(hw: HwTiming, name: str, value: float) -> HwTiming:
     if name == "alu_ii":
         return dataclasses.replace(hw, alu_ii_two_operand=int(value), alu_ii_immediate=int(value))
     return dataclasses.replace(hw, **{name: value})
 
 
-def _value(hw: HwTiming, name: str) -> float:
-    return hw.alu_ii_two_operand if name == "alu_ii" else getattr(hw, name)
+def _value(hw: HwTiming, name: str, grid: tuple[float, ...]) -> float:
+    """The constant's value; an unset bus rate (None: the full bus) is the grid's largest value."""
+    v = hw.alu_ii_two_operand if name == "alu_ii" else getattr(hw, name)
+    return max(grid) if v is None else v
 
 
 def score(samples: Sequence[Sample], hw: HwTiming) -> float:
@@ -106,54 +123,79 @@ def score(samples: Sequence[Sample], hw: HwTiming) -> float:
     return float(np.mean([abs(math.log(s.predict(hw) / s.measured_s)) for s in samples]))
 
 
-def fit(samples: Sequence[Sample], start: HwTiming, grids: dict[str, tuple[float, ...]] = GRIDS,
-        rounds: int = 6) -> HwTiming:
-    """Coordinate search from ``start``: each constant in turn takes its best grid value, until nothing moves.
+def fit(samples: Sequence[Sample], start: HwTiming, grids: dict[str, tuple[float, ...]] = GRIDS) -> HwTiming:
+    """Pattern search on the grids from ``start``: each constant in turn tries the grid values ``step``
+    places either side of its own (8, 4, 2, then 1), keeping any that lowers :func:`score`.
 
-    Ties keep the current value (then the smaller one), so the result depends only on the data and the grids.
+    Values not on a grid start at the nearest grid value. Ties keep the current value, so the
+    result depends only on the data, the grids and the start.
     """
-    hw = start
-    best = score(samples, hw)
-    for _ in range(rounds):
-        moved = False
-        for name, grid in grids.items():
-            current = _value(hw, name)
-            for v in grid:
-                if v == current:
-                    continue
-                cand = _with(hw, name, v)
-                sc = score(samples, cand)
-                if sc < best - 1e-12:
-                    hw, best, moved = cand, sc, True
-        if not moved:
-            break
-    return hw
+    names = list(grids)
+    pos = {n: int(np.argmin([abs(v - _value(start, n, grids[n])) for v in grids[n]])) for n in names}
+    seen: dict[tuple[int, ...], float] = {}
+
+    def at(p: dict[str, int]) -> HwTiming:
+        hw = start
+        for n in names:
+            hw = _with(hw, n, grids[n][p[n]])
+        return hw
+
+    def cost(p: dict[str, int]) -> float:
+        key = tuple(p[n] for n in names)
+        if key not in seen:
+            seen[key] = score(samples, at(p))
+        return seen[key]
+
+    best = cost(pos)
+    for step in (8, 4, 2, 1):
+        moved = True
+        while moved:
+            moved = False
+            for n in names:
+                for d in (-step, step):
+                    k = pos[n] + d
+                    if 0 <= k < len(grids[n]):
+                        cand = {**pos, n: k}
+                        c = cost(cand)
+                        if c < best - 1e-12:
+                            pos, best, moved = cand, c, True
+    return at(pos)
 
 
 def fit_profiles(samples: Sequence[Sample], start: HwTiming | None = None
                  ) -> tuple[dict[str, HwTiming], dict[str, str]]:
     """The default profile and one profile per session it cannot explain; and each session's profile.
 
-    The default is fitted on every session whose median |log ratio| stays within ±25 % after a
-    first fit on all lines (or that has fewer than 3 lines: too few to tell a profile from an
-    outlier); each remaining session keeps the default's bus constants and gets its own
-    ``PROFILE_PARAMS`` fitted on its lines alone.
+    Greedy: fit the default on the lines of every session that has no profile yet; if the worst
+    session (of at least 3 lines: fewer cannot tell a profile from an outlier) misses by more
+    than the 10 % target (median |log ratio|), it gets its own profile (the default's constants
+    but ``PROFILE_PARAMS`` fitted on its lines alone) and the default is fitted again without it.
     """
     base = start or HwTiming()
-    first = fit(samples, base)
     sessions = sorted({s.session for s in samples})
-    own = [name for name in sessions if sum(s.session == name for s in samples) >= _MIN_LINES
-           and _session_error(samples, name, first) > _OWN_PROFILE]
-    shared = [s for s in samples if s.session not in own]
-    default = fit(shared, first) if own else first
-    profiles, assigned = {"pynq": default}, {}
-    for k, name in enumerate(own):
-        lines = [s for s in samples if s.session == name]
-        prof = fit(lines, default, PROFILE_PARAMS)
-        key = "pynq-slow-alu" if k == 0 else f"pynq-slow-alu-{k + 1}"
-        profiles[key] = prof
+    own: list[str] = []
+    while True:
+        shared = [s for s in samples if s.session not in own]
+        hw = fit(shared, base)
+        errs = {name: _session_error(samples, name, hw) for name in sessions
+                if name not in own and sum(s.session == name for s in samples) >= _MIN_LINES}
+        worst = max(errs, key=lambda k: (errs[k], k), default=None)
+        if worst is None or errs[worst] <= _OWN_PROFILE or len(own) + 1 == len(sessions):
+            break
+        own.append(worst)
+    profiles, assigned = {"pynq": hw}, {}
+    for name in own:
+        key = profile_name(name)
+        profiles[key] = fit([s for s in samples if s.session == name], hw, PROFILE_PARAMS)
         assigned[name] = key
     return profiles, assigned
+
+
+def profile_name(session: str) -> str:
+    """``pynq-`` and the session's first date, e.g. ``pynq-2019-08-09``."""
+    m = re.search(r"\d{4}-\d{2}-\d{2}", session)
+    tail = m.group(0) if m else re.sub(r"\W+", "-", session).strip("-")
+    return f"pynq-{tail}"
 
 
 def _session_error(samples: Sequence[Sample], session: str, hw: HwTiming) -> float:
