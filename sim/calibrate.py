@@ -20,7 +20,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,7 +125,8 @@ def score(samples: Sequence[Sample], hw: HwTiming) -> float:
 
 def fit(samples: Sequence[Sample], start: HwTiming, grids: dict[str, tuple[float, ...]] = GRIDS) -> HwTiming:
     """Pattern search on the grids from ``start``: each constant in turn tries the grid values ``step``
-    places either side of its own (8, 4, 2, then 1), keeping any that lowers :func:`score`.
+    places either side of its own (8, 4, 2, then 1, and at 1 also every pair of constants moved
+    together), taking the first move that lowers :func:`score` until none does.
 
     Values not on a grid start at the nearest grid value. Ties keep the current value, so the
     result depends only on the data, the grids and the start.
@@ -146,19 +147,27 @@ def fit(samples: Sequence[Sample], start: HwTiming, grids: dict[str, tuple[float
             seen[key] = score(samples, at(p))
         return seen[key]
 
+    def moves(step: int) -> Iterator[dict[str, int]]:
+        for n in names:
+            for d in (-step, step):
+                yield {**pos, n: pos[n] + d}
+        if step == 1:  # then pairs: constants that trade against each other (latency vs rate)
+            for i, a in enumerate(names):
+                for b in names[i + 1:]:
+                    for da, db in ((-1, -1), (-1, 1), (1, -1), (1, 1)):
+                        yield {**pos, a: pos[a] + da, b: pos[b] + db}
+
     best = cost(pos)
     for step in (8, 4, 2, 1):
         moved = True
         while moved:
             moved = False
-            for n in names:
-                for d in (-step, step):
-                    k = pos[n] + d
-                    if 0 <= k < len(grids[n]):
-                        cand = {**pos, n: k}
-                        c = cost(cand)
-                        if c < best - 1e-12:
-                            pos, best, moved = cand, c, True
+            for cand in moves(step):
+                if all(0 <= cand[n] < len(grids[n]) for n in names):
+                    c = cost(cand)
+                    if c < best - 1e-12:
+                        pos, best, moved = cand, c, True
+                        break
     return at(pos)
 
 
