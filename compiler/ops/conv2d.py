@@ -55,8 +55,8 @@ def _workload(data: Tensor, kernel: Tensor, stride: int, pad: int, name: str, gr
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
         raise ScheduleError(f"{where}: groups={groups!r}: expected a positive integer")
     if kernel.shape[1] * groups != data.shape[1]:
-        raise ScheduleError(f"{where}: data has {data.shape[1]} input-channel blocks, kernel expects "
-                            f"{kernel.shape[1]} per group x {groups} group(s)")
+        per = f"{kernel.shape[1]} per group x {groups} groups" if groups > 1 else f"{kernel.shape[1]}"
+        raise ScheduleError(f"{where}: data has {data.shape[1]} input-channel blocks, kernel expects {per}")
     if kernel.shape[2] != kernel.shape[3]:
         raise ScheduleError(f"{where}: kernel is {kernel.shape[2]}x{kernel.shape[3]}; only square kernels")
     return Conv2dWorkload(name, data.shape[2], data.shape[3], data.shape[1] * env.BLOCK_IN,

@@ -168,6 +168,12 @@ class Conv2dConfig:
             if o * i != n:
                 raise ScheduleError(f"conv2d {wl.name}: {knob}={[o, i]}: {o} x {i} = {o * i}, expected the {what} "
                                     f"{n}")
+        for knob, n_in in (("tile_h", wl.h), ("tile_w", wl.w)):
+            bad = _padding_only_tile(getattr(self, knob)[1], n_in, wl)
+            if bad is not None:
+                raise ScheduleError(f"conv2d {wl.name}: {knob}={list(getattr(self, knob))}: output {bad[0]}..{bad[1]} "
+                                    f"read(s) only the zero padding (pad {wl.pad}), which the input DMA cannot load "
+                                    "as a tile; use a tile size whose every tile overlaps the data")
         for knob, split in (("oc_nthread", "tile_co"), ("h_nthread", "tile_h")):
             check_thread_split(f"conv2d {wl.name}", knob, getattr(self, knob), split, getattr(self, split))
         env = get_env()
@@ -222,6 +228,17 @@ def conv2d_traffic(wl: Conv2dWorkload, cfg: Conv2dConfig) -> int:
     return inp + wgt + out
 
 
+def _padding_only_tile(tile: int, n_in: int, wl: Conv2dWorkload) -> tuple[int, int] | None:
+    """The first output range of ``tile`` rows (or columns) whose input window lies wholly in the padding."""
+    out = (n_in + 2 * wl.pad - wl.kernel) // wl.stride + 1
+    for start in range(0, out, tile):
+        lo = start * wl.stride - wl.pad
+        hi = (start + tile - 1) * wl.stride - wl.pad + wl.kernel - 1
+        if hi < 0 or lo >= n_in:
+            return start, start + tile - 1
+    return None
+
+
 def _spatial_ok(tile: int, extent: int) -> bool:
     """Rule (d) of the tiler: more than 2 rows/columns, so no acc entry is rewritten within 2 cycles."""
     return tile > 2 or tile == extent
@@ -237,6 +254,9 @@ def default_conv2d_config(wl: Conv2dWorkload) -> Conv2dConfig:
     Every (h, w, ci, co) tile and thread choice (oc or h thread of 2, never both) is tried;
     a tiling survives if its input, weight and accumulator tiles fit their SRAMs counting one
     copy per virtual thread, and its tile has more than 2 rows and columns (or the whole axis).
+    When a prime output extent leaves no such tiling (Inception-v3's 149 and 71), thinner tiles
+    are tried too: code generation keeps consecutive GEMM micro-ops on different accumulator
+    entries whatever the tile (the compiled layers lint clean), the rule only favours long GEMMs.
     If any survivor uses a virtual thread only those are kept (latency hiding). Ties in traffic
     go to the smaller ``tile_ci`` inner size (one 2-D DMA per input load, as every published
     configuration uses), then to the wider tile.
@@ -251,11 +271,26 @@ def default_conv2d_config(wl: Conv2dWorkload) -> Conv2dConfig:
     >>> default_conv2d_config(Conv2dWorkload("C11", 7, 7, 512, 512, 3, 1, 1)).tile_co
     (2, 16)
     """
+    found = _candidates(wl, strict=True) or _candidates(wl, strict=False)
+    if not found:
+        raise ScheduleError(f"conv2d {wl.name}: no tiling fits the SRAMs: even a one-element tile of one channel "
+                            f"block with one thread needs {conv2d_footprint(wl, _smallest(wl))} entries (inp, wgt, "
+                            "acc); the weights of one block pair are too large")
+    threaded = [c for c in found if c.threads > 1] or found
+    return min(threaded, key=lambda c: (conv2d_traffic(wl, c), c.tile_ci[1], -c.tile_w[1], -c.tile_h[1]))
+
+
+def _candidates(wl: Conv2dWorkload, strict: bool) -> list[Conv2dConfig]:
+    """Every tiling that fits; ``strict``: only tiles of more than 2 rows and columns (or the whole axis)."""
     env = get_env()
     nb, _, cob = wl.blocks(env)
     found = []
-    for h in [f for f in divisors(wl.out_h) if _spatial_ok(f, wl.out_h)]:
-        for w in [f for f in divisors(wl.out_w) if _spatial_ok(f, wl.out_w)]:
+    hs = [f for f in divisors(wl.out_h) if (not strict or _spatial_ok(f, wl.out_h))
+          and _padding_only_tile(f, wl.h, wl) is None]
+    ws = [f for f in divisors(wl.out_w) if (not strict or _spatial_ok(f, wl.out_w))
+          and _padding_only_tile(f, wl.w, wl) is None]
+    for h in hs:
+        for w in ws:
             for ci in divisors(wl.reduce_blocks(env)):
                 for co in divisors(cob):
                     for ht, ot in ((1, 1), (1, 2), (2, 1)):
@@ -267,12 +302,7 @@ def default_conv2d_config(wl: Conv2dWorkload) -> Conv2dConfig:
                                            h_nthread=ht)
                         if _fits(wl, cfg, env):
                             found.append(cfg)
-    if not found:
-        raise ScheduleError(f"conv2d {wl.name}: no tiling fits the SRAMs: a 1x1 tile of one channel block needs "
-                            f"{conv2d_footprint(wl, _smallest(wl))} entries, and tiles need more than 2 rows and "
-                            "columns unless they cover the whole axis")
-    threaded = [c for c in found if c.threads > 1] or found
-    return min(threaded, key=lambda c: (conv2d_traffic(wl, c), c.tile_ci[1], -c.tile_w[1], -c.tile_h[1]))
+    return found
 
 
 def _smallest(wl: Conv2dWorkload) -> Conv2dConfig:
