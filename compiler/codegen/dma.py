@@ -151,11 +151,18 @@ class DmaTemplate:
         outer, y, x = _fold(dims, self.where)
         return self._ops(outer, y, x, sram[None], dram[None])
 
+    def _cond_indices(self) -> list[tuple[object, Index]]:
+        """Each padding condition with its affine form, computed once for all instances of the copy."""
+        cached = self.__dict__.get("_conds")
+        if cached is None:
+            cached = self.__dict__["_conds"] = [(atom, Index(atom.a - atom.b, self.where)) for atom in self.cond or ()]
+        return cached
+
     def _valid(self, env: Mapping[IterVar, int]) -> list[tuple[int, int]]:
         masks = [np.ones(n, bool) for _, n in self.loops]
         pos = {v: k for k, (v, _) in enumerate(self.loops)}
-        for atom in self.cond or ():
-            form = Index(atom.a - atom.b, self.where).bind(env)
+        for atom, index in self._cond_indices():
+            form = index.bind(env)
             vars_ = [v for v in form if v is not None]
             if len(vars_) > 1 or any(v not in pos for v in vars_):
                 raise LoweringError(f"{self.where}: padding condition {atom} must bound a single copy loop")
