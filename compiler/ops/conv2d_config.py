@@ -22,6 +22,7 @@ __all__ = ["Conv2dConfig", "Conv2dWorkload", "conv2d_footprint", "conv2d_traffic
 
 _TILES = ("tile_b", "tile_h", "tile_w", "tile_ci", "tile_co")
 _THREADS = ("oc_nthread", "h_nthread")
+_SCOPES = ("local.inp_buffer", "local.wgt_buffer", "local.acc_buffer")
 _KNOBS_OF = {"local.inp_buffer": "tile_h, tile_w, tile_ci", "local.wgt_buffer": "tile_ci, tile_co",
              "local.acc_buffer": "tile_h, tile_w, tile_co"}
 
@@ -244,10 +245,6 @@ def _spatial_ok(tile: int, extent: int) -> bool:
     return tile > 2 or tile == extent
 
 
-def _fits(wl: Conv2dWorkload, cfg: Conv2dConfig, env: Environment) -> bool:
-    return all(n <= getattr(env, SRAM_DEPTH[s]) for s, n in conv2d_footprint(wl, cfg).items())
-
-
 def default_conv2d_config(wl: Conv2dWorkload) -> Conv2dConfig:
     """The historical VTA tiler (spec §7.3): the legal tiling with the least DRAM traffic.
 
@@ -289,19 +286,23 @@ def _candidates(wl: Conv2dWorkload, strict: bool) -> list[Conv2dConfig]:
           and _padding_only_tile(f, wl.h, wl) is None]
     ws = [f for f in divisors(wl.out_w) if (not strict or _spatial_ok(f, wl.out_w))
           and _padding_only_tile(f, wl.w, wl) is None]
+    red = wl.reduce_blocks(env)
+    depth = {scope: getattr(env, attr) for scope, attr in SRAM_DEPTH.items()}
     for h in hs:
+        rows = _tile_in(h, wl.stride, wl.kernel, wl.h + 2 * wl.pad)
         for w in ws:
-            for ci in divisors(wl.reduce_blocks(env)):
+            cols = _tile_in(w, wl.stride, wl.kernel, wl.w + 2 * wl.pad)
+            for ci in divisors(red):
                 for co in divisors(cob):
+                    need = (rows * cols * _inp_blocks(wl, ci, co), wl.kernel ** 2 * ci * co, h * w * co)
                     for ht, ot in ((1, 1), (1, 2), (2, 1)):
-                        if (wl.out_h // h) % ht or (cob // co) % ot:
-                            continue
-                        cfg = Conv2dConfig(tile_b=(nb, 1), tile_h=(wl.out_h // h, h), tile_w=(wl.out_w // w, w),
-                                           tile_ci=(wl.reduce_blocks(env) // ci, ci), tile_co=(cob // co, co),
-                                           oc_nthread=ot,
-                                           h_nthread=ht)
-                        if _fits(wl, cfg, env):
-                            found.append(cfg)
+                        t = ht * ot
+                        if (wl.out_h // h) % ht or (cob // co) % ot or any(
+                                n * t > depth[scope] for n, scope in zip(need, _SCOPES)):
+                            continue  # the footprint of conv2d_footprint, without building the config first
+                        found.append(Conv2dConfig(tile_b=(nb, 1), tile_h=(wl.out_h // h, h),
+                                                  tile_w=(wl.out_w // w, w), tile_ci=(red // ci, ci),
+                                                  tile_co=(cob // co, co), oc_nthread=ot, h_nthread=ht))
     return found
 
 
