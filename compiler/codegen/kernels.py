@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from vta.compiler.codegen.index import Form, Index, entry_form
+from vta.compiler.codegen.index import EntryForm, Form, Index
 from vta.compiler.codegen.ops import COMPUTE, Footprint, KernelOp
 from vta.compiler.codegen.sram import Placement
 from vta.compiler.expr import IterVar
@@ -37,9 +37,10 @@ class Operand:
         self.placement: Placement = placements[ref.buffer]
         self.name = ref.buffer.name
         self.indices = [Index(i, where) for i in ref.indices]
+        self.entry = EntryForm(self.indices[:-2], self.placement.strides())
 
     def form(self, env: Mapping[IterVar, int]) -> Form:
-        return entry_form(self.indices[:-2], self.placement.strides(), self.placement.start(env), env)
+        return self.entry(self.placement.start(env), env)
 
 
 def kernel_ops(loops: Sequence[tuple[IterVar, int]], forms: Sequence[Form], scopes: Sequence[str], *, gemm: bool,
