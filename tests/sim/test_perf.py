@@ -172,11 +172,12 @@ def test_full_command_queue_stalls_fetch():
 
 def test_full_token_fifo_blocks_the_pusher():
     n = HW.token_queue_depth + 50
-    insns = [GemmInsn(uop_end=1, iter_out=100_00)] + [MemInsn(x_size=0, push_next_dep=1)] * n
+    insns = [GemmInsn(uop_end=4, iter_out=10_000)] + [MemInsn(x_size=0, push_next_dep=1)] * n
     insns += [GemmInsn(iter_out=0, pop_prev_dep=1)] * n + [FinishInsn()]
     t = estimate(encode_stream(insns))
-    # Push 1025 waits until the first pop, after the long GEMM: the loads before it took 4 cycles each.
-    exposed = gemm_cycles(10_000) - (HW.token_queue_depth + 1) * HW.insn_overhead
+    # Push 1025 waits until the first pop, after the long GEMM: the loads before it took insn_overhead each.
+    exposed = gemm_cycles(40_000) - (HW.token_queue_depth + 1) * HW.insn_overhead
+    assert exposed > 10_000
     assert t.modules["load"].token_stall == pytest.approx(exposed, abs=50)
     assert t.issue[2 + HW.token_queue_depth] >= t.start[1 + n]
 
