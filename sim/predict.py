@@ -8,6 +8,8 @@ runs back to back (:func:`vta.sim.perf.concatenate`).
 
 from __future__ import annotations
 
+import datetime
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from vta.compiler.ops.logged import LoggedLine
     from vta.compiler.program import Program
 
-__all__ = ["DEFAULT_PROFILE", "predict_line", "predict_program", "profile_for", "program_streams"]
+__all__ = ["DEFAULT_PROFILE", "predict_line", "predict_program", "profile_for", "program_streams", "session_of"]
 
 DEFAULT_PROFILE = "pynq"
 
@@ -60,6 +62,22 @@ def predict_program(program: Program, hw: HwTiming = PYNQ_Z1) -> Timing:
     return concatenate([estimate(s, program.env, hw) for s in program_streams(program)])
 
 
+def session_of(target: str, timestamp: float | None) -> str | None:
+    """The fitted session an AutoTVM line belongs to: same configuration (``1x16``/``4x8`` in the target)
+    and measured on one of the session's days (sessions are named ``CONFIG YYYY-MM-DD[..MM-DD] (...)``)."""
+    from vta.sim.perf import SESSION_PROFILES
+
+    if timestamp is None:
+        return None
+    day = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).date().isoformat()
+    for name in SESSION_PROFILES:
+        m = re.match(r"(\w+) (\d{4})-(\d{2}-\d{2})(?:\.\.(\d{2}-\d{2}))?", name)
+        if m and f"_{m.group(1)}_" in target and f"{m.group(2)}-{m.group(3)}" <= day <= \
+                f"{m.group(2)}-{m.group(4) or m.group(3)}":
+            return name
+    return None
+
+
 def profile_for(session: str | None, override: str | None = None) -> str:
     """The profile name for a measured line: ``override``, else the one fitted to its session, else the default."""
     from vta.errors import ConfigError
@@ -83,7 +101,8 @@ def predict_line(ln: LoggedLine, profile: str | None = None) -> dict:
     from vta.errors import LoweringError, ScheduleError
     from vta.sim.perf import PROFILES
 
-    name = profile_for(ln.session, profile)
+    session = ln.session or session_of(ln.target, ln.timestamp)
+    name = profile_for(session, profile)
     env, op = build_line(ln)
     with env:
         try:
@@ -94,7 +113,7 @@ def predict_line(ln: LoggedLine, profile: str | None = None) -> dict:
         t = concatenate([estimate(s, env, PROFILES[name]) for s in streams])
     out = {"line": ln.line, "predicted_s": t.wall_seconds, "profile": name, "cycles": t.cycles,
            "instructions": sum(len(s) // 16 for s in streams), "task": ln.task, "target": env.MODEL,
-           "session": ln.session}
+           "session": session}
     if ln.log_line is not None:
         out["log_line"] = ln.log_line
     if ln.measured_s is not None:

@@ -52,6 +52,7 @@ class LoggedLine:
     session: str | None = None
     section: str | None = None
     log_line: int | None = None  # the digest's reference to its line in the published log
+    timestamp: float | None = None  # when the board measured it (Unix time)
 
 
 def target_env(target: str) -> Environment:
@@ -110,10 +111,12 @@ def _from_autotvm(obj: dict, line: int) -> LoggedLine:
             raise LoggedLineError(f"config.entity item {item!r}: expected [name, kind, value]")
         knobs[item[0]] = item[2]
     result = obj.get("result")
-    measured = None
-    if isinstance(result, list) and result and isinstance(result[0], list) and result[0] and result[1] == 0:
+    measured = stamp = None
+    if isinstance(result, list) and len(result) >= 4 and isinstance(result[0], list) and result[0] and result[1] == 0:
         measured = sum(result[0]) / len(result[0])
-    return LoggedLine(line, task, str(target), tuple(tensors[0]), tuple(tensors[1]), knobs, measured_s=measured, **kw)
+        stamp = result[3] if isinstance(result[3], (int, float)) else None
+    return LoggedLine(line, task, str(target), tuple(tensors[0]), tuple(tensors[1]), knobs, measured_s=measured,
+                      timestamp=stamp, **kw)
 
 
 def _from_digest(obj: dict, line: int) -> LoggedLine:
@@ -137,7 +140,7 @@ def _from_digest(obj: dict, line: int) -> LoggedLine:
         raise LoggedLineError(f"measured_s={measured!r}: expected a positive number of seconds")
     return LoggedLine(line, str(task), str(target), tuple(data_shape), tuple(kernel_shape), dict(knobs),
                       measured_s=measured, session=obj.get("session"), section=obj.get("section"),
-                      log_line=obj.get("line"), **kw)
+                      log_line=obj.get("line"), timestamp=obj.get("timestamp"), **kw)
 
 
 def parse_line(text: str, line: int) -> LoggedLine:
