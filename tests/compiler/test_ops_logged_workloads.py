@@ -122,3 +122,20 @@ def test_logged_workload_runs_bit_exact_and_lint_clean(ln, tmp_path):
         np.testing.assert_array_equal(out, op.reference(d, k))
         linted = lint_vector(load_vector(tmp_path / "vec"))
     assert linted.error is None and linted.result.divergences == ()
+
+
+def test_grouped_and_transposed_run_bit_exact_on_the_emulated_board(board, env, rng):
+    from vta.runtime.backends.board import BoardBackend
+
+    grouped = conv2d(Conv2dWorkload("g4", 8, 8, 64, 64, 3, 2, 1, groups=4),
+                     Conv2dConfig(tile_h=[1, 4], tile_w=[1, 4], tile_ci=[1, 1], tile_co=[4, 1], oc_nthread=2), EP)
+    wl = Conv2dTransposeWorkload("t", 4, 4, 32, 32, 4, 2, 1)
+    transposed = conv2d_transpose(wl, None, EP)
+    d, k = grouped.random_inputs(rng)
+    td = dilate(rng.integers(-128, 128, (1, 2, 4, 4, 1, 16)).astype(np.int8), 2)
+    tk = rng.integers(-128, 128, transposed.args[1].shape).astype(np.int8)
+    with Runtime(BoardBackend(env, emulator=board, timeout_s=5.0), env=env) as rt:
+        for op, inputs in ((grouped, (d, k)), (transposed, (td, tk))):
+            out = op.empty_output()
+            build(op.schedule, op.args, op.name).run(*inputs, out, runtime=rt)
+            np.testing.assert_array_equal(out, op.reference(*inputs))
