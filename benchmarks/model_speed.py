@@ -5,7 +5,7 @@ model; nothing cached between repeats), the functional first run on a fresh devi
 tuning loop pays per new schedule) and the steady-state replay; instructions per second of the
 estimate; the predicted cycles, milliseconds, GOPS and GEMM utilization at 100 MHz.
 
-Usage: python benchmarks/model_speed.py [VECTORS_DIR] [--repeat N] [--json OUT]
+Usage: python benchmarks/model_speed.py [VECTORS_DIR] [--repeat N] [--json OUT] [--profile NAME]
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from pathlib import Path
 from _common import best
 
 from vta.sim.device import SimDevice
-from vta.sim.perf import estimate
+from vta.sim.perf import PROFILES, estimate
 from vta.sim.vector import load_vector
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "conv"
 TARGET_SPEEDUP = 10.0
 
 
-def measure(path: Path, repeat: int) -> dict:
+def measure(path: Path, repeat: int, profile: str = "pynq") -> dict:
     v = load_vector(path)
     data = v.insn_bytes()
 
@@ -34,14 +34,16 @@ def measure(path: Path, repeat: int) -> dict:
         dev.run(v.insn_phys, v.insn_count)
         return dev
 
-    model_s = best(lambda: estimate(data), repeat * 4)
+    hw = PROFILES[profile]
+    model_s = best(lambda: estimate(data, hw=hw), repeat * 4)
     first_s = best(functional, repeat)
     dev = functional()
     steady_s = best(lambda: dev.run(v.insn_phys, v.insn_count), repeat)
-    t = estimate(data)
+    t = estimate(data, hw=hw)
     return {"vector": path.name, "insns": v.insn_count, "model_s": model_s, "first_s": first_s, "steady_s": steady_s,
             "insns_per_s": v.insn_count / model_s, "speedup_vs_first": first_s / model_s,
-            "speedup_vs_steady": steady_s / model_s, "cycles": t.cycles, "predicted_ms": t.seconds * 1e3,
+            "speedup_vs_steady": steady_s / model_s, "cycles": t.cycles, "profile": profile,
+            "predicted_ms": t.seconds * 1e3,
             "gops": t.gops, "utilization": t.utilization, "macs": t.macs}
 
 
@@ -50,10 +52,12 @@ def main() -> None:
     ap.add_argument("vectors", nargs="?", default=str(DEFAULT))
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--json", default=str(Path(__file__).parent / "results" / "model_speed.json"))
+    ap.add_argument("--profile", default="pynq", choices=list(PROFILES), help="hardware profile of the model")
     args = ap.parse_args()
     paths = [p for p in sorted(Path(args.vectors).iterdir()) if (p / "meta.json").exists()]
     measure(paths[0], 1)  # warm-up: imports, caches and the CPU clock settle before anything is timed
-    rows = [measure(p, args.repeat) for p in paths]
+    rows = [measure(p, args.repeat, args.profile) for p in paths]
+    print(f"predicted (modeled) with profile {args.profile}")
     print(f"{'vector':24s} {'insns':>5s} {'model ms':>8s} {'insn/s':>8s} {'first ms':>8s} {'x first':>7s} "
           f"{'steady ms':>9s} {'x steady':>8s} {'cycles':>8s} {'pred ms':>7s} {'GOPS':>6s} {'util':>5s}")
     for r in rows:

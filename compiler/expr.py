@@ -8,6 +8,7 @@ names the expression it came from.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -231,8 +232,9 @@ class ComputeOp:
     def dtype(self) -> str:
         return self.body.dtype
 
-    @property
+    @functools.cached_property
     def input_tensors(self) -> tuple[Tensor, ...]:
+        """Tensors the body reads, in first-read order (the body is immutable, so computed once)."""
         seen: dict[Tensor, None] = {}
         for node in walk(self.body):
             if isinstance(node, TensorLoad):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vta.compiler.arith import row_major
-from vta.compiler.codegen.index import Index, entry_form
+from vta.compiler.codegen.index import EntryForm, Index
 from vta.compiler.codegen.ops import COMPUTE, LOAD, STORE, Footprint, LoadOp, StoreOp, VtaOp
 from vta.compiler.codegen.sram import SCOPES, Placement
 from vta.compiler.expr import COMPARISONS, DTYPES, Cast, Cmp, Const, Expr, IterVar, Select, walk
@@ -134,9 +134,12 @@ class DmaTemplate:
 
     def instantiate(self, env: Mapping[IterVar, int]) -> list[VtaOp]:
         """The LOAD/STORE instructions of this copy with the outer loops fixed by ``env``."""
-        start = self.placement.start(env)
-        sram = entry_form(self.sram_idx, self.placement.strides(), start, env)
-        dram = entry_form(self.dram_idx, self.dram_strides, 0, env)
+        forms = self.__dict__.get("_forms")
+        if forms is None:  # computed once for all instances of the copy
+            forms = self.__dict__["_forms"] = (EntryForm(self.sram_idx, self.placement.strides()),
+                                               EntryForm(self.dram_idx, self.dram_strides))
+        sram = forms[0](self.placement.start(env), env)
+        dram = forms[1](0, env)
         valid = self._valid(env)
         dims, step = [], 1
         for (v, n), (lo, hi) in reversed(list(zip(self.loops, valid))):
@@ -152,11 +155,32 @@ class DmaTemplate:
         outer, y, x = _fold(dims, self.where)
         return self._ops(outer, y, x, sram[None], dram[None])
 
+    def _cond_indices(self) -> list[tuple[object, Index]]:
+        """Each padding condition with its affine form, computed once for all instances of the copy."""
+        cached = self.__dict__.get("_conds")
+        if cached is None:
+            cached = self.__dict__["_conds"] = [(atom, Index(atom.a - atom.b, self.where)) for atom in self.cond or ()]
+        return cached
+
     def _valid(self, env: Mapping[IterVar, int]) -> list[tuple[int, int]]:
+        """Per copy loop, the [lo, hi) range that holds data (outside it: padding); memoized on the values of
+        the outer loops the padding conditions read."""
+        conds = self._cond_indices()
+        outer = sorted({v for _, index in conds for v in (index.form or {}) if v is not None and v in env},
+                       key=lambda v: v.name)
+        if any(index.form is None for _, index in conds):
+            return self._valid_now(env)
+        memo = self.__dict__.setdefault("_valid_memo", {})
+        key = tuple((v, env[v]) for v in outer)
+        if key not in memo:
+            memo[key] = self._valid_now(env)
+        return memo[key]
+
+    def _valid_now(self, env: Mapping[IterVar, int]) -> list[tuple[int, int]]:
         masks = [np.ones(n, bool) for _, n in self.loops]
         pos = {v: k for k, (v, _) in enumerate(self.loops)}
-        for atom in self.cond or ():
-            form = Index(atom.a - atom.b, self.where).bind(env)
+        for atom, index in self._cond_indices():
+            form = index.bind(env)
             vars_ = [v for v in form if v is not None]
             if len(vars_) > 1 or any(v not in pos for v in vars_):
                 raise LoweringError(f"{self.where}: padding condition {atom} must bound a single copy loop")

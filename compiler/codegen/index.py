@@ -14,7 +14,7 @@ from vta.compiler.arith import affine, simplify, substitute
 from vta.compiler.expr import Const, Expr, IterVar
 from vta.errors import LoweringError
 
-__all__ = ["Form", "Index", "entry_form"]
+__all__ = ["EntryForm", "Form", "Index", "entry_form"]
 
 Form = dict  # {IterVar: coefficient, None: constant}
 
@@ -44,6 +44,34 @@ class Index:
             raise LoweringError(f"{self.where}: index {self.expr} is not affine in the loops VTA folds into one "
                                 f"instruction ({bound} after fixing the outer loops)")
         return {None: form.get(None, 0), **{v: c for v, c in form.items() if v is not None}}
+
+
+class EntryForm:
+    """``start + sum(index_d * stride_d)`` for fixed indices and strides: when every index is affine,
+    their weighted sum is combined once and each instance binds a single form."""
+
+    def __init__(self, indices: Sequence[Index], strides: Sequence[int]) -> None:
+        self.indices, self.strides = list(indices), list(strides)
+        self.combined: Form | None = None
+        if all(idx.form is not None for idx in self.indices):
+            out: Form = {None: 0}
+            for idx, stride in zip(self.indices, self.strides):
+                for v, c in idx.form.items():
+                    out[v] = out.get(v, 0) + c * stride
+            self.combined = out
+
+    def __call__(self, start: int, env: Mapping[IterVar, int]) -> Form:
+        if self.combined is None:
+            return entry_form(self.indices, self.strides, start, env)
+        out: Form = {None: start + self.combined[None]}
+        for v, c in self.combined.items():
+            if v is None or not c:
+                continue
+            if v in env:
+                out[None] += c * env[v]
+            else:
+                out[v] = out.get(v, 0) + c
+        return out
 
 
 def entry_form(indices: Sequence[Index], strides: Sequence[int], start: int, env: Mapping[IterVar, int]) -> Form:

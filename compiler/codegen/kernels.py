@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from vta.compiler.codegen.index import Form, Index, entry_form
+from vta.compiler.codegen.index import EntryForm, Form, Index
 from vta.compiler.codegen.ops import COMPUTE, Footprint, KernelOp
 from vta.compiler.codegen.sram import Placement
 from vta.compiler.expr import IterVar
@@ -37,9 +37,10 @@ class Operand:
         self.placement: Placement = placements[ref.buffer]
         self.name = ref.buffer.name
         self.indices = [Index(i, where) for i in ref.indices]
+        self.entry = EntryForm(self.indices[:-2], self.placement.strides())
 
     def form(self, env: Mapping[IterVar, int]) -> Form:
-        return entry_form(self.indices[:-2], self.placement.strides(), self.placement.start(env), env)
+        return self.entry(self.placement.start(env), env)
 
 
 def kernel_ops(loops: Sequence[tuple[IterVar, int]], forms: Sequence[Form], scopes: Sequence[str], *, gemm: bool,
@@ -60,19 +61,44 @@ def kernel_ops(loops: Sequence[tuple[IterVar, int]], forms: Sequence[Form], scop
     # the destination outermost is the fallback when the given order would repeat one. An ALU
     # instruction keeps the schedule's order (an in-place update may read entries it also writes).
     folds = {} if folds is None else folds
-    key = (tuple(dims), gemm, accumulates)
+    key = (tuple(dims), gemm, accumulates, len(forms))
     if key not in folds:
-        folds[key] = _choose(*key)
-    dims, control = folds[key]
-    hw, unrolled = dims[control:control + 2], _order(dims[control + 2:]) if gemm else dims[control + 2:]
+        folds[key] = _Plan(*_choose(*key[:3]), gemm, len(forms))
+    plan = folds[key]
     ops = []
     base = tuple(f[None] for f in forms)
-    for idx in itertools.product(*(range(n) for n, _ in dims[:control])):
-        start = tuple(b + sum(i * cs[k] for i, (_, cs) in zip(idx, dims)) for k, b in enumerate(base))
-        uops = _uops(start, unrolled)
-        hw_loops = tuple((n, *cs) for n, cs in hw)
-        ops.append(_op(gemm, hw_loops, uops, scopes, writes, **fields))
+    for idx in itertools.product(*(range(n) for n, _ in plan.dims[:plan.control])):
+        start = tuple(b + sum(i * cs[k] for i, (_, cs) in zip(idx, plan.dims)) for k, b in enumerate(base))
+        ops.append(plan.op(start, scopes, writes, **fields))
     return ops
+
+
+class _Plan:
+    """The micro-ops and footprint extents of a kernel relative to its start entries, shared by its instances
+    (they differ only by the start): each instance then costs an addition instead of a new micro-op grid."""
+
+    def __init__(self, dims: tuple, control: int, gemm: bool, width: int) -> None:
+        self.dims, self.control, self.gemm = dims, control, gemm
+        hw = dims[control:control + 2]
+        unrolled = _order(list(dims[control + 2:])) if gemm else list(dims[control + 2:])
+        self.offsets = np.array(_uops((0,) * width, unrolled), dtype=np.int64).reshape(-1, width)
+        self.hw_loops = tuple((n, *cs) for n, cs in hw)
+        spans = [[lp[k + 1] * (lp[0] - 1) for lp in self.hw_loops] for k in range(width)]
+        self.lo = self.offsets.min(axis=0) + np.array([sum(min(0, x) for x in sp) for sp in spans], dtype=np.int64)
+        self.hi = self.offsets.max(axis=0) + np.array([sum(max(0, x) for x in sp) for sp in spans], dtype=np.int64) + 1
+        self.made: dict[tuple, tuple] = {}
+
+    def op(self, start: tuple[int, ...], scopes: Sequence[str], writes: int, **fields: int | bool) -> KernelOp:
+        key = (start, tuple(scopes))
+        made = self.made.get(key)
+        if made is None:  # instances in the same SRAM context (same start) share their micro-ops
+            first = np.array(start, dtype=np.int64)
+            uops = tuple(map(tuple, (self.offsets + first).tolist()))
+            feet = tuple(Footprint(scope, int(first[k] + self.lo[k]), int(first[k] + self.hi[k]))
+                         for k, scope in enumerate(scopes))
+            made = self.made[key] = (uops, feet)
+        uops, feet = made
+        return KernelOp(COMPUTE, feet, feet[:writes], gemm=self.gemm, loops=self.hw_loops, uops=uops, **fields)
 
 
 def _choose(dims: tuple, gemm: bool, accumulates: bool) -> tuple[tuple, int]:
@@ -138,16 +164,6 @@ def _uops(start: tuple[int, ...], unrolled: list) -> tuple[tuple[int, ...], ...]
             col = col + g * cs[k]
         cols.append(col.ravel())
     return tuple(zip(*(c.tolist() for c in cols)))
-
-
-def _op(gemm: bool, loops: tuple, uops: tuple, scopes: Sequence[str], writes: int, **fields: int | bool) -> KernelOp:
-    feet = []
-    for k, scope in enumerate(scopes):
-        spans = [lp[k + 1] * (lp[0] - 1) for lp in loops]  # lp = (extent, factor of operand 0, 1, ..)
-        lo = min(u[k] for u in uops) + sum(min(0, s) for s in spans)
-        hi = max(u[k] for u in uops) + sum(max(0, s) for s in spans) + 1
-        feet.append(Footprint(scope, lo, hi))
-    return KernelOp(COMPUTE, tuple(feet), tuple(feet[:writes]), gemm=gemm, loops=loops, uops=uops, **fields)
 
 
 class GemmTemplate:

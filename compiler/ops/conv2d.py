@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from vta.compiler import reference, te
 from vta.compiler.intrin import gemm_intrin
 from vta.compiler.ops.common import Epilogue, ScheduledOp, schedule_ewise, split_vthread
@@ -39,7 +41,7 @@ class Conv2dTensors:
         return self.data, self.kernel, self.out
 
 
-def _workload(data: Tensor, kernel: Tensor, stride: int, pad: int, name: str) -> Conv2dWorkload:
+def _workload(data: Tensor, kernel: Tensor, stride: int, pad: int, name: str, groups: int = 1) -> Conv2dWorkload:
     env = get_env()
     where = f"conv2d {name}"
     want_d = (env.BATCH, env.BLOCK_IN)
@@ -50,17 +52,20 @@ def _workload(data: Tensor, kernel: Tensor, stride: int, pad: int, name: str) ->
     if kernel.ndim != 6 or kernel.dtype != "int8" or kernel.shape[4:] != want_k:
         raise ScheduleError(f"{where}: kernel must be int8 OIHW{want_k[0]}o{want_k[1]}i (6-d, innermost "
                             f"{want_k}), got {kernel.dtype} {kernel.shape}")
-    if kernel.shape[1] != data.shape[1]:
-        raise ScheduleError(f"{where}: data has {data.shape[1]} input-channel blocks, kernel expects "
-                            f"{kernel.shape[1]}")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ScheduleError(f"{where}: groups={groups!r}: expected a positive integer")
+    if kernel.shape[1] * groups != data.shape[1]:
+        per = f"{kernel.shape[1]} per group x {groups} groups" if groups > 1 else f"{kernel.shape[1]}"
+        raise ScheduleError(f"{where}: data has {data.shape[1]} input-channel blocks, kernel expects {per}")
     if kernel.shape[2] != kernel.shape[3]:
         raise ScheduleError(f"{where}: kernel is {kernel.shape[2]}x{kernel.shape[3]}; only square kernels")
     return Conv2dWorkload(name, data.shape[2], data.shape[3], data.shape[1] * env.BLOCK_IN,
-                          kernel.shape[0] * env.BLOCK_OUT, kernel.shape[2], stride, pad, data.shape[0] * env.BATCH)
+                          kernel.shape[0] * env.BLOCK_OUT, kernel.shape[2], stride, pad, data.shape[0] * env.BATCH,
+                          groups)
 
 
 def conv2d_packed(data: Tensor, kernel: Tensor, stride: int = 1, pad: int = 0, epilogue: Epilogue | None = None,
-                  name: str = "conv2d") -> Conv2dTensors:
+                  name: str = "conv2d", groups: int = 1) -> Conv2dTensors:
     """res[b, co, i, j] = sum over (ci, di, dj, k) of data_pad * kernel in int32, then the epilogue.
 
     Parameters
@@ -75,6 +80,9 @@ def conv2d_packed(data: Tensor, kernel: Tensor, stride: int = 1, pad: int = 0, e
         Shift / relu / clip stages before the int8 store (default: none, just the store).
     name
         Names the workload in error messages.
+    groups
+        Grouped convolution (TVM's ``group_conv2d_packed``): the kernel holds ``C/16/groups``
+        input blocks, and output block ``co`` reads input block ``co // (O/16/groups) * C/16/groups + ko``.
 
     Returns
     -------
@@ -92,15 +100,19 @@ def conv2d_packed(data: Tensor, kernel: Tensor, stride: int = 1, pad: int = 0, e
     >>> conv2d_packed(data, kernel, 1, 1).out.shape
     (1, 2, 8, 8, 1, 16)
     """
-    wl = _workload(data, kernel, stride, pad, name)
+    wl = _workload(data, kernel, stride, pad, name, groups)
     dpad = te.pad(data, (0, 0, pad, pad, 0, 0), name="data_pad") if pad else None
     src = dpad if dpad is not None else data
-    ko = te.reduce_axis((0, data.shape[1]), "ko")
+    ko = te.reduce_axis((0, kernel.shape[1]), "ko")
+    per_group = kernel.shape[0] // groups
     di = te.reduce_axis((0, wl.kernel), "di")
     dj = te.reduce_axis((0, wl.kernel), "dj")
     ki = te.reduce_axis((0, data.shape[5]), "ki")
+    def cin(c: te.Expr, k: te.Expr) -> te.Expr:
+        return k if groups == 1 else c // per_group * kernel.shape[1] + k
+
     conv = te.compute(wl.out_shape, lambda b, c, i, j, bi, cj: te.sum(
-        src[b, ko, i * stride + di, j * stride + dj, bi, ki].astype("int32")
+        src[b, cin(c, ko), i * stride + di, j * stride + dj, bi, ki].astype("int32")
         * kernel[c, ko, di, dj, cj, ki].astype("int32"), axis=[ko, di, dj, ki]), "conv", "conv2d_dense")
     ewise, out = (epilogue or Epilogue()).apply(conv)
     return Conv2dTensors(data, kernel, dpad, conv, tuple(ewise), out, wl)
@@ -195,8 +207,13 @@ def conv2d(workload: Conv2dWorkload, config: Conv2dConfig | None = None,
     data = te.placeholder(wl.data_shape, "int8", "data")
     kernel = te.placeholder(wl.kernel_shape, "int8", "kernel")
     ep = epilogue or Epilogue()
-    tensors = conv2d_packed(data, kernel, wl.stride, wl.pad, ep, wl.name)
+    tensors = conv2d_packed(data, kernel, wl.stride, wl.pad, ep, wl.name, wl.groups)
     s = schedule_conv2d_packed(tensors, config)
-    strides, padding = (wl.stride, wl.stride), (wl.pad, wl.pad)
-    return ScheduledOp(wl.name, s, tensors.args,
-                       lambda d, k: ep.reference(reference.conv2d(d, k, strides, padding)))
+    strides, padding, g = (wl.stride, wl.stride), (wl.pad, wl.pad), wl.groups
+
+    def ref(d: np.ndarray, k: np.ndarray) -> np.ndarray:
+        ci, co = d.shape[1] // g, k.shape[0] // g
+        return np.concatenate([reference.conv2d(d[:, i * ci:(i + 1) * ci], k[i * co:(i + 1) * co], strides, padding)
+                               for i in range(g)], axis=1)
+
+    return ScheduledOp(wl.name, s, tensors.args, lambda d, k: ep.reference(ref(d, k)))

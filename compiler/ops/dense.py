@@ -83,19 +83,43 @@ def _traffic(cfg: DenseConfig, blocks: tuple[int, int, int]) -> int:
     return inp + wgt + nb * mb * env.OUT_ELEM_BYTES
 
 
-def default_dense_config(blocks: tuple[int, int, int], name: str = "dense") -> DenseConfig:
-    """The tiling of (batch, out, in) ``blocks`` that fits SRAM with the least DRAM traffic.
+def _modeled_cycles(cfg: DenseConfig, blocks: tuple[int, int, int]) -> float:
+    """Board cycles of a tiling by the calibrated model's costs (vta.sim.perf.PYNQ_Z1), without compiling it.
 
-    When everything fits, that is no tiling at all. Ties go to the longest reduction tile
-    (fewest loads), then to a virtual thread. Threads are not forced: with the whole weight
-    matrix on chip they would only load the data twice. A reduction tile longer than 1 needs
-    an output tile of more than 2 entries, so no GEMM micro-op rewrites the accumulator entry
-    of one of the two before it (spec §3.3).
+    Each reduction step loads ``tile_b`` input rows and ``tile_co`` weight rows of ``tile_ci``
+    blocks (every row pays the read latency, then streams at the sustained read rate) and runs
+    ``tile_b * tile_co * tile_ci`` GEMM micro-ops; with 2 virtual threads the loads of one
+    thread overlap the other's GEMMs, so a step costs the larger of the two, else their sum.
+    """
+    from vta.sim.perf import PYNQ_Z1
+
+    hw = PYNQ_Z1
+    env = get_env()
+    nb, mb, kb = blocks
+    b, co, ci = cfg.tile_b[1], cfg.tile_co[1], cfg.tile_ci[1]
+    rate = hw.read_bytes_per_cycle or (1 << env.LOG_BUS_WIDTH) // 8
+    row = hw.axi_read_latency
+    load = (2 * (hw.insn_overhead + hw.dma_setup) + b * (row + ci * env.INP_ELEM_BYTES / rate)
+            + co * (row + ci * env.WGT_ELEM_BYTES / rate))
+    gemm = hw.insn_overhead + hw.gemm_fill + b * co * ci * hw.gemm_ii
+    step = max(load, gemm) if cfg.oc_nthread > 1 else load + gemm
+    tiles = (nb // b) * (mb // co)
+    return tiles * (kb // ci) * step
+
+
+def default_dense_config(blocks: tuple[int, int, int], name: str = "dense") -> DenseConfig:
+    """The tiling of (batch, out, in) ``blocks`` that fits SRAM and the calibrated model says is fastest.
+
+    Weight rows each pay the bus latency, so fewer, longer rows beat the least-traffic tiling
+    (4096->4096: 4 KiB rows instead of 1 KiB). Ties go to the least DRAM traffic, then to the
+    longest reduction tile (fewest loads), then to a virtual thread. A reduction tile longer
+    than 1 needs an output tile of more than 2 entries, so no GEMM micro-op rewrites the
+    accumulator entry of one of the two before it (spec §3.3).
 
     Examples
     --------
-    >>> default_dense_config((1, 64, 32))
-    DenseConfig(tile_b=(1, 1), tile_co=(1, 64), tile_ci=(2, 16), oc_nthread=1)
+    >>> default_dense_config((1, 256, 256)).tile_ci
+    (4, 64)
     """
     env = get_env()
     nb, mb, kb = blocks
@@ -114,7 +138,8 @@ def default_dense_config(blocks: tuple[int, int, int], name: str = "dense") -> D
                         found.append(cfg)
     if not found:
         raise ScheduleError(f"{name}: no tiling of {blocks} blocks fits the SRAMs")
-    return min(found, key=lambda c: (_traffic(c, blocks), -c.tile_ci[1], -c.oc_nthread))
+    return min(found, key=lambda c: (round(_modeled_cycles(c, blocks)), _traffic(c, blocks), -c.tile_ci[1],
+                                     -c.oc_nthread))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,56 @@
+"""The calibration fit: it recovers known constants, and re-running it on the shipped data reproduces
+the profiles the model uses by default (slow: it compiles all 75 logged configurations)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from vta.sim import calibrate
+from vta.sim.perf import PROFILES, PYNQ_Z1, SESSION_PROFILES, HwTiming
+
+DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "calibration" / "pynq_board_times.jsonl"
+SMALL = (30, 39, 41, 48)  # dense 1x16, two small grouped convs, a 1x1 conv on 4x8
+
+
+@pytest.fixture(scope="module")
+def small_samples(tmp_path_factory):
+    lines = DATA.read_text().splitlines()
+    f = tmp_path_factory.mktemp("cal") / "small.jsonl"
+    f.write_text("\n".join(lines[n - 1] for n in SMALL) + "\n")
+    samples, errors = calibrate.load_samples(f)
+    assert not errors and len(samples) == len(SMALL)
+    return samples
+
+
+def test_fit_recovers_the_constants_that_made_the_times(small_samples):
+    truth = HwTiming(read_bytes_per_cycle=4.5, axi_read_latency=40, host_us=20.0)
+    made = [dataclasses.replace(s, measured_s=s.predict(truth)) for s in small_samples]
+    grids = {k: calibrate.GRIDS[k] for k in ("read_bytes_per_cycle", "axi_read_latency", "host_us")}
+    got = calibrate.fit(made, HwTiming(), grids)
+    assert (got.read_bytes_per_cycle, got.axi_read_latency, got.host_us) == (4.5, 40, 20.0)
+    assert calibrate.score(made, got) < 1e-9 < calibrate.score(made, HwTiming())
+
+
+def test_summary_statistics():
+    r = calibrate.summary([1.0, 2.2, 2.9, 5.5], [1.0, 2.0, 3.0, 4.0], ["a", "a", "a", "b"])
+    assert r["a"]["lines"] == 3 and r["a"]["median_abs_error"] == pytest.approx(1 / 30)
+    assert r["a"]["within_25pct"] == 1.0 and r["a"]["spearman"] == pytest.approx(1.0)
+    assert r["b"]["within_25pct"] == 0.0 and r["b"]["spearman"] is None
+
+
+def test_the_default_profile_is_the_models_default():
+    assert PYNQ_Z1 is PROFILES["pynq"]
+    assert set(SESSION_PROFILES.values()) <= set(PROFILES)
+
+
+@pytest.mark.slow
+def test_refitting_the_shipped_data_reproduces_the_shipped_profiles(tmp_path):
+    out = tmp_path / "fit.json"
+    assert calibrate.main([str(DATA), "--folds", "0", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["reproduced"] and list(report["unused_lines"]) == ["75"]  # the reblocked 4x8 dense line
+    assert {k: HwTiming(**v) for k, v in report["profiles"].items()} == PROFILES
