@@ -66,7 +66,7 @@ def test_committed_notebooks_have_no_outputs(path):
     assert dirty == [], f"{path.name}: cells {dirty} have outputs; clear them before committing"
 
 
-@pytest.mark.parametrize("path,pictures", list(zip(NOTEBOOKS, [1, 3])), ids=lambda p: getattr(p, "stem", str(p)))
+@pytest.mark.parametrize("path,pictures", [pytest.param(p, n, id=p.stem) for p, n in zip(NOTEBOOKS, [1, 3])])
 def test_notebook_runs_on_the_simulator(path, pictures, kernel, tmp_path):
     nb = execute(nbformat.read(path, as_version=4), kernel, tmp_path)
     first = outputs(nb)[0]
