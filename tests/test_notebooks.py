@@ -23,6 +23,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 KERNEL = "pynq-vta-tests"
 # Each notebook and the pictures (PNG outputs) it draws at least: a new notebook gets a line here.
 PICTURES = {"1-getting-started": 1, "2-conv2d-layer": 3}
+BACKEND_LINE = "rt = Runtime()"  # in each notebook's first code cell: the board on a board, else the simulator
 # PYNQ's ExtensionsManager.extension_path: the entry point names a package, its folder is __path__[0].
 RESOLVE = """\
 import importlib.metadata, json, pathlib, sys
@@ -77,6 +78,22 @@ def test_notebook_runs_on_the_simulator(path, pictures, kernel, tmp_path):
     assert "equal numpy's" in text
     assert sum("image/png" in o.get("data", {}) for o in outputs(nb)) >= pictures
     assert list(tmp_path.iterdir()) == [tmp_path / "jupyter"]  # the notebook left no files behind
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_on_the_emulated_board(path, kernel, tmp_path, board):
+    # What the notebook does on a Pynq board, with the board backend's driver on the emulated board: the
+    # backend cell's `Runtime()` (the board's, on a board) is given the emulator explicitly.
+    nb = nbformat.read(path, as_version=4)
+    (cell,) = [c for c in nb.cells if c.cell_type == "code" and BACKEND_LINE in c.source]
+    cell.source = cell.source.replace(BACKEND_LINE, "from vta.runtime.backends.board import BoardBackend\n"
+                                      f"rt = Runtime(BoardBackend(emulator={str(board.path)!r}))")
+    board.reset()
+    runs = board.runs
+    execute(nb, kernel, tmp_path)
+    assert outputs(nb)[0]["text"].startswith("backend: pynq -- ")
+    assert "on the pynq backend" in "".join(o.get("text", "") for o in outputs(nb))
+    assert board.runs > runs
 
 
 def test_a_notebook_that_raises_fails(kernel, tmp_path):
