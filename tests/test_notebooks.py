@@ -1,0 +1,139 @@
+"""The notebooks in notebooks/: each runs top to bottom on the simulator, none is committed with outputs,
+and PYNQ's ``pynq get-notebooks`` finds them in the installed package through the ``pynq.notebooks``
+entry point (resolved here the way PYNQ does, without pynq installed).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+KERNEL = "pynq-vta-tests"
+# Each notebook and the pictures (PNG outputs) it draws at least: a new notebook gets a line here.
+PICTURES = {"1-getting-started": 1, "2-conv2d-layer": 3}
+BACKEND_LINE = "rt = Runtime()"  # in each notebook's first code cell: the board on a board, else the simulator
+# PYNQ's ExtensionsManager.extension_path: the entry point names a package, its folder is __path__[0].
+RESOLVE = """\
+import importlib.metadata, json, pathlib, sys
+found = [ep for ep in importlib.metadata.entry_points(group="pynq.notebooks") if ep.name == "pynq-vta"
+         and pathlib.Path(ep.dist.locate_file("")).resolve() == pathlib.Path(sys.argv[1]).resolve()]
+module = found[0].load()
+print(json.dumps({"count": len(found), "value": found[0].value, "folder": [p for p in module.__path__][0],
+                  "pynq_imported": "pynq" in sys.modules}))
+"""
+
+
+@pytest.fixture
+def kernel(tmp_path, monkeypatch) -> str:
+    """A Jupyter kernel running this interpreter (the one pynq-vta is installed in), on the simulator."""
+    spec = tmp_path / "jupyter" / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": KERNEL, "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("VTA_TARGET", "sim")
+    return KERNEL
+
+
+def execute(nb: nbformat.NotebookNode, kernel: str, cwd: Path) -> nbformat.NotebookNode:
+    """Run every cell in a fresh kernel; a cell that raises raises CellExecutionError naming it."""
+    NotebookClient(nb, timeout=300, kernel_name=kernel, resources={"metadata": {"path": str(cwd)}}).execute()
+    return nb
+
+
+def outputs(nb: nbformat.NotebookNode) -> list[dict]:
+    return [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+
+
+def test_every_notebook_is_listed():
+    assert [p.stem for p in NOTEBOOKS] == sorted(PICTURES)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebooks_have_no_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert dirty == [], f"{path.name}: cells {dirty} have outputs; clear them before committing"
+
+
+@pytest.mark.parametrize("path,pictures", [pytest.param(p, PICTURES.get(p.stem, 1), id=p.stem) for p in NOTEBOOKS])
+def test_notebook_runs_on_the_simulator(path, pictures, kernel, tmp_path):
+    nb = execute(nbformat.read(path, as_version=4), kernel, tmp_path)
+    first = outputs(nb)[0]
+    assert first.get("text", "").startswith("backend: sim -- VTA_TARGET"), first
+    text = "".join(o.get("text", "") for o in outputs(nb))
+    assert "equal numpy's" in text
+    assert sum("image/png" in o.get("data", {}) for o in outputs(nb)) >= pictures
+    assert list(tmp_path.iterdir()) == [tmp_path / "jupyter"]  # the notebook left no files behind
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_on_the_emulated_board(path, kernel, tmp_path, board):
+    # What the notebook does on a Pynq board, with the board backend's driver on the emulated board: the
+    # backend cell's `Runtime()` (the board's, on a board) is given the emulator explicitly.
+    nb = nbformat.read(path, as_version=4)
+    (cell,) = [c for c in nb.cells if c.cell_type == "code" and BACKEND_LINE in c.source]
+    cell.source = cell.source.replace(BACKEND_LINE, "from vta.runtime.backends.board import BoardBackend\n"
+                                      f"rt = Runtime(BoardBackend(emulator={str(board.path)!r}))")
+    board.reset()
+    runs = board.runs
+    execute(nb, kernel, tmp_path)
+    assert outputs(nb)[0]["text"].startswith("backend: pynq -- ")
+    assert "on the pynq backend" in "".join(o.get("text", "") for o in outputs(nb))
+    assert board.runs > runs
+
+
+def test_a_notebook_that_raises_fails(kernel, tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"),
+                                         nbformat.v4.new_code_cell("raise ValueError('cell two fails')")])
+    with pytest.raises(CellExecutionError, match="cell two fails"):
+        execute(nb, kernel, tmp_path)
+
+
+def resolve(site: Path) -> dict:
+    """What ``pynq get-notebooks`` would copy, for the pynq-vta distribution installed in ``site``.
+
+    Run from ``site``, so that a package unpacked there comes first on ``sys.path``.
+    """
+    done = subprocess.run([sys.executable, "-c", RESOLVE, str(site)], capture_output=True, text=True, timeout=60,
+                          cwd=site)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_pynq_notebooks_entry_point_resolves_to_the_notebooks():
+    # The installed pynq-vta (editable in the test environment, so its notebooks folder is the checkout's).
+    info = resolve(Path(importlib.metadata.distribution("pynq-vta").locate_file("")))
+    assert info["count"] == 1 and info["value"] == "vta.notebooks" and not info["pynq_imported"]
+    folder = Path(info["folder"])
+    assert sorted(p.name for p in folder.glob("*.ipynb")) == [p.name for p in NOTEBOOKS]
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_notebooks_and_its_entry_point_finds_them(tmp_path):
+    src = tmp_path / "pynq-vta"  # a copy, so that the build leaves nothing in the checkout
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "*.so",
+                                                              "__pycache__", ".*_cache", ".hypothesis"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path / "dist"),
+                    str(src)], check=True, capture_output=True, timeout=600)
+    (wheel,) = (tmp_path / "dist").glob("pynq_vta-*.whl")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(site)
+    info = resolve(site)
+    folder = Path(info["folder"])
+    assert info["count"] == 1 and folder == site / "vta" / "notebooks" and not info["pynq_imported"]
+    assert sorted(p.name for p in folder.glob("*.ipynb")) == [p.name for p in NOTEBOOKS]
