@@ -68,14 +68,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for key, value in info.items():
         print(f"{key:<{width}}  {value}" + (f"  ({why})" if key == "TARGET" else ""))
     return 0
-    print(f"configuration: {source}")
-    print("change it with VTA_CONFIG=/path/to/config.json or VTA_TARGET=sim|pynq (see `Configuration` in the "
-          "README)")
-    print(f"bitstream cache: {cache_dir()} (VTA_CACHE_PATH)")
-    width = max(map(len, info))
-    for key, value in info.items():
-        print(f"{key:<{width}}  {value}")
-    return 0
 
 
 def _cmd_disasm(args: argparse.Namespace) -> int:

@@ -341,7 +341,8 @@ LIGHT_AT_HELP = ["vta.driver.lock"]
 
 def test_help_imports_nothing_heavy():
     code = ("import sys\nfrom vta.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = sorted(m for m in sys.modules if not m.endswith(('.cli', '_cli')) and (m.split('.')[0] == 'numpy' or "
+            "heavy = sorted(m for m in sys.modules if not m.endswith(('.cli', '_cli')) and "
+            "(m.split('.')[0] == 'numpy' or "
             "m.startswith(('vta.compiler', 'vta.sim.', 'vta.runtime', 'vta.demo', 'vta.isa', 'vta.driver.'))))\n"
             "print(heavy, file=sys.stderr)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -8,7 +8,7 @@ int8 cast that the store performs.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -175,6 +175,15 @@ def pair(value: int | Sequence[int], what: str, low: int = 1) -> tuple[int, int]
     if h < low or w < low:
         raise ScheduleError(f"{what}={value!r}: expected integers >= {low}")
     return h, w
+
+
+def check_shape_fields(record: object, what: str) -> None:
+    """Every field after the name of a workload record is an int, >= 0 for ``pad`` and >= 1 otherwise."""
+    for f in fields(record)[1:]:
+        v = getattr(record, f.name)
+        low = 0 if f.name == "pad" else 1
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ScheduleError(f"{what} {record.name}: {f.name}={v!r}: expected an integer >= {low}")
 
 
 def split_knob(owner: str, knob: str, value: object) -> tuple[int, int]:

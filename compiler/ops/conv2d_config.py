@@ -9,11 +9,11 @@ include the thread factor, so published configurations apply unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
-from vta.compiler.ops.common import check_thread_split, divisors, split_knob, thread_knob
+from vta.compiler.ops.common import check_shape_fields, check_thread_split, divisors, split_knob, thread_knob
 from vta.compiler.stage import SRAM_DEPTH
 from vta.config import Environment, get_env
 from vta.errors import ScheduleError
@@ -54,11 +54,7 @@ class Conv2dWorkload:
     groups: int = 1
 
     def __post_init__(self) -> None:
-        for f in fields(self)[1:]:
-            v = getattr(self, f.name)
-            low = 0 if f.name == "pad" else 1
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ScheduleError(f"conv2d {self.name}: {f.name}={v!r}: expected an integer >= {low}")
+        check_shape_fields(self, "conv2d")
         if self.out_h < 1 or self.out_w < 1:
             raise ScheduleError(f"conv2d {self.name}: a {self.kernel}x{self.kernel} kernel does not fit the "
                                 f"{self.h}x{self.w} input padded by {self.pad}")

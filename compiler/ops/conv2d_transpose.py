@@ -10,13 +10,13 @@ accelerator runs exactly the conv2d template on the dilated tensor, with the sam
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
 from vta.compiler import reference
 from vta.compiler.layout import pack_nchw, unpack_nchw, unpack_oihw
-from vta.compiler.ops.common import Epilogue, ScheduledOp
+from vta.compiler.ops.common import Epilogue, ScheduledOp, check_shape_fields
 from vta.compiler.ops.conv2d import conv2d
 from vta.compiler.ops.conv2d_config import Conv2dConfig, Conv2dWorkload
 from vta.errors import ScheduleError
@@ -46,11 +46,7 @@ class Conv2dTransposeWorkload:
     batch: int = 1
 
     def __post_init__(self) -> None:
-        for f in fields(self)[1:]:
-            v = getattr(self, f.name)
-            low = 0 if f.name == "pad" else 1
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ScheduleError(f"conv2d_transpose {self.name}: {f.name}={v!r}: expected an integer >= {low}")
+        check_shape_fields(self, "conv2d_transpose")
         if self.pad > self.kernel - 1:
             raise ScheduleError(f"conv2d_transpose {self.name}: pad={self.pad} must be at most kernel - 1 = "
                                 f"{self.kernel - 1}")
