@@ -19,14 +19,14 @@ import numpy as np
 from vta.config import Environment, get_env
 from vta.errors import BackendError, RemoteError
 from vta.runtime.backend import Backend
-from vta.runtime.rpc import protocol as P
+from vta.runtime.rpc import protocol
 from vta.runtime.rpc.client import Connection, default_token
 from vta.sim.perf import ModuleTime, Timing
 
 __all__ = ["RemoteBackend"]
 
 _REPLY_MARGIN_S = 30.0  # beyond a run's own timeout, for transfer and verification
-_WRITE_BUDGET = P.MAX_FRAME - (1 << 20)
+_WRITE_BUDGET = protocol.MAX_FRAME - (1 << 20)
 _ARRAY_DTYPES = frozenset({"int64", "int32", "float64"})
 
 
@@ -67,14 +67,14 @@ class RemoteBackend(Backend):
         self.url, self.timeout_s = url, timeout_s
         self.conn = Connection.open(url, token=token, cafile=cafile, command=command, timeout_s=timeout_s)
         try:
-            self.info = self.conn.call(P.Hello(default_token(token), client), timeout_s)
+            self.info = self.conn.call(protocol.Hello(default_token(token), client), timeout_s)
             self._check_config(self.info.get("config"))
         except BaseException:
             self.conn.close()
             raise
         self.capabilities = frozenset(str(c) for c in self.info.get("capabilities", ()))
         self._by_handle: dict[int, RemoteBuffer] = {}
-        self._counters_last: dict[str, int] | None = None
+        self._counters_last = self._counter_values(self.info.get("counters"))
         self._run_id: int | None = None
 
     def _check_config(self, served: Any) -> None:
@@ -85,7 +85,8 @@ class RemoteBackend(Backend):
         differ = [f"{k}: here {mine[k]!r}, served {served.get(k)!r}" for k in mine
                   if k != "TARGET" and served.get(k) != mine[k]]
         if differ:
-            raise BackendError(f"rpc server at {self.url} runs another hardware configuration ({'; '.join(differ[:4])})")
+            raise BackendError(f"rpc server at {self.url} runs another hardware configuration "
+                               f"({'; '.join(differ[:4])})")
 
     # --- buffers ------------------------------------------------------------------------------
     def _new(self, reply: dict, nbytes: int) -> RemoteBuffer:
@@ -97,15 +98,15 @@ class RemoteBackend(Backend):
         return buf
 
     def _alloc(self, nbytes: int) -> RemoteBuffer:
-        return self._new(self.conn.call(P.Alloc(nbytes, -1), self.timeout_s), nbytes)
+        return self._new(self.conn.call(protocol.Alloc(nbytes, -1), self.timeout_s), nbytes)
 
     def _alloc_at(self, phys_addr: int, nbytes: int) -> RemoteBuffer:
-        return self._new(self.conn.call(P.Alloc(nbytes, phys_addr), self.timeout_s), nbytes)
+        return self._new(self.conn.call(protocol.Alloc(nbytes, phys_addr), self.timeout_s), nbytes)
 
     def _free(self, buf: RemoteBuffer) -> None:
         del self._by_handle[buf.handle]
         if not self.conn.closed:
-            self.conn.call(P.Free(buf.handle), self.timeout_s)
+            self.conn.call(protocol.Free(buf.handle), self.timeout_s)
 
     def _phys(self, buf: RemoteBuffer) -> int:
         return buf.phys
@@ -124,7 +125,7 @@ class RemoteBackend(Backend):
         buf.touch(0, len(buf.host))  # writes through the view: the whole host copy goes with the next request
 
     def _invalidate(self, buf: RemoteBuffer) -> None:
-        reply = self.conn.call(P.Read(self._writes(), buf.handle, 0, len(buf.host)), self.timeout_s)
+        reply = self.conn.call(protocol.Read(self._writes(), buf.handle, 0, len(buf.host)), self.timeout_s)
         data = reply.get("data")
         if not isinstance(data, bytes) or len(data) != len(buf.host):
             raise RemoteError(f"rpc server at {self.url} sent a malformed read reply")
@@ -139,7 +140,7 @@ class RemoteBackend(Backend):
                 continue
             lo, hi = buf.dirty
             if batch and size + (hi - lo) > _WRITE_BUDGET:
-                self.conn.call(P.Write(tuple(batch)), self.timeout_s)
+                self.conn.call(protocol.Write(tuple(batch)), self.timeout_s)
                 batch, size = [], 0
             batch.append((buf.handle, lo, buf.host[lo:hi].tobytes()))
             size += hi - lo
@@ -148,7 +149,8 @@ class RemoteBackend(Backend):
 
     # --- running ------------------------------------------------------------------------------
     def _run(self, insn_phys: int, insn_count: int, timeout_s: float) -> Mapping[str, int] | None:
-        reply = self.conn.call(P.Run(self._writes(), insn_phys, insn_count, timeout_s), timeout_s + _REPLY_MARGIN_S)
+        request = protocol.Run(self._writes(), insn_phys, insn_count, timeout_s)
+        reply = self.conn.call(request, timeout_s + _REPLY_MARGIN_S)
         stored, run_id, counters = reply.get("stored"), reply.get("run_id"), reply.get("counters")
         if not isinstance(stored, list) or not isinstance(run_id, int):
             raise RemoteError(f"rpc server at {self.url} sent a malformed run reply")
@@ -159,8 +161,15 @@ class RemoteBackend(Backend):
                 raise RemoteError(f"rpc server at {self.url} sent stored bytes outside this session's buffers")
             buf.host[entry[1]:entry[1] + len(entry[2])] = np.frombuffer(entry[2], np.uint8)
         self._run_id = run_id
-        self._counters_last = {str(k): int(v) for k, v in counters.items()} if isinstance(counters, dict) else None
+        self._counters_last = self._counter_values(counters)
         return self._counters_last
+
+    def _counter_values(self, counters: Any) -> dict[str, int] | None:
+        if counters is None:
+            return None
+        if not isinstance(counters, dict) or not all(isinstance(v, int) for v in counters.values()):
+            raise RemoteError(f"rpc server at {self.url} sent malformed counters")
+        return {str(k): v for k, v in counters.items()}
 
     def _predictor(self) -> Callable[[], Timing] | None:
         if "timing" not in self.capabilities or self._run_id is None:
@@ -168,20 +177,20 @@ class RemoteBackend(Backend):
         return functools.cache(functools.partial(self._fetch_timing, self._run_id))
 
     def _fetch_timing(self, run_id: int) -> Timing:
-        return timing_from_wire(self.conn.call(P.Timing(run_id), self.timeout_s), self.env)
+        return timing_from_wire(self.conn.call(protocol.Timing(run_id), self.timeout_s), self.env)
 
     def _counters(self) -> Mapping[str, int]:
         if self._counters_last is None:
-            raise BackendError("rpc backend: counters() before any run completed on it")
+            raise RemoteError(f"rpc server at {self.url} declares counters but sent none")
         return self._counters_last
 
     def _reset(self) -> None:
-        self.conn.call(P.Reset(), self.timeout_s)
+        self.conn.call(protocol.Reset(), self.timeout_s)
 
     def _close(self) -> None:
         if not self.conn.closed:
             try:
-                self.conn.call(P.Bye(), 5.0)
+                self.conn.call(protocol.Bye(), 5.0)
             finally:
                 self.conn.close()
 

@@ -7,6 +7,7 @@ before anything is allocated for it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
@@ -80,10 +81,8 @@ class SocketChannel(Channel):
             raise RemoteError(f"rpc connection failed while sending: {e}") from None
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.sock.close()
 
 
@@ -115,7 +114,5 @@ class PipeChannel(Channel):
 
     def close(self) -> None:
         for fd in {self.rfd, self.wfd}:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass

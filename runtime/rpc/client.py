@@ -20,10 +20,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vta.errors import (
-    PROGRAM_ERRORS, BackendError, DeviceBusy, DeviceError, DeviceTimeout, ProgramError, RemoteError, SimLimitError,
+    PROGRAM_ERRORS,
+    BackendError,
+    DeviceBusy,
+    DeviceError,
+    DeviceTimeout,
+    ProgramError,
+    RemoteError,
+    SimLimitError,
     VTAError,
 )
-from vta.runtime.rpc import protocol as P
+from vta.runtime.rpc import protocol
 from vta.runtime.rpc.channel import Channel, PipeChannel, SocketChannel
 
 __all__ = ["Connection", "raise_remote"]
@@ -91,17 +98,17 @@ class Connection:
             return cls(PipeChannel(proc.stdout.fileno(), proc.stdin.fileno()), proc)
         raise RemoteError(f"rpc url {url!r}: the scheme must be tcp+tls://, ssh://, tcp:// (loopback) or stdio:")
 
-    def call(self, msg: P.Message, timeout_s: float) -> dict[str, Any]:
+    def call(self, msg: protocol.Message, timeout_s: float) -> dict[str, Any]:
         """Send ``msg``, wait up to ``timeout_s`` for the reply; its value, or the error it names raised here."""
         if self.closed:
             raise RemoteError("rpc connection is closed")
         try:
-            self.chan.send(P.encode(msg), timeout_s)
-            reply = P.decode(self.chan.recv_frame(P.MAX_FRAME, timeout_s, timeout_s), P.REPLIES)
+            self.chan.send(protocol.encode(msg), timeout_s)
+            reply = protocol.decode(self.chan.recv_frame(protocol.MAX_FRAME, timeout_s, timeout_s), protocol.REPLIES)
         except RemoteError:
             self.close()
             raise
-        if isinstance(reply, P.Err):
+        if isinstance(reply, protocol.Err):
             raise_remote(reply.error, reply.message)
         return reply.value  # type: ignore[attr-defined]
 

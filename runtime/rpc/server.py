@@ -11,6 +11,7 @@ device on the way out releases the lock for the next client.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 import secrets
@@ -28,7 +29,7 @@ from vta.config import Environment, get_env
 from vta.driver.lock import DeviceLock
 from vta.errors import BackendError, DeviceBusy, DeviceError, DeviceTimeout, ProgramError, RemoteError, VTAError
 from vta.runtime.backend import Backend
-from vta.runtime.rpc import protocol as P
+from vta.runtime.rpc import protocol
 from vta.runtime.rpc.channel import Channel, SocketChannel
 from vta.runtime.verify import Verifier
 
@@ -99,7 +100,7 @@ class Session:
         self.runs: OrderedDict[int, Any] = OrderedDict()
         self.next_run = 0
 
-    def handle(self, req: P.Message) -> dict:
+    def handle(self, req: protocol.Message) -> dict:
         """Serve one request; VTAError for anything refused."""
         method: Callable[[Any], dict] = getattr(self, f"_{req.KIND}")
         return method(req)
@@ -114,7 +115,7 @@ class Session:
         for handle, offset, data in writes:
             self.backend.copy_in(self._buffer(handle)[0], offset, data)
 
-    def _alloc(self, req: P.Alloc) -> dict:
+    def _alloc(self, req: protocol.Alloc) -> dict:
         buf = self.backend.alloc(req.nbytes) if req.phys < 0 else self.backend.alloc_at(req.phys, req.nbytes)
         phys = self.backend.phys(buf)
         handle = secrets.randbits(63)
@@ -122,24 +123,24 @@ class Session:
         self.verifier.track(phys, self.backend.view(buf)[:req.nbytes])
         return {"handle": handle, "phys": phys}
 
-    def _free(self, req: P.Free) -> dict:
+    def _free(self, req: protocol.Free) -> dict:
         buf, phys, _ = self._buffer(req.handle)
         del self.buffers[req.handle]
         self.verifier.untrack(phys)
         self.backend.free(buf)
         return {}
 
-    def _write(self, req: P.Write) -> dict:
+    def _write(self, req: protocol.Write) -> dict:
         self._apply(req.writes)
         return {}
 
-    def _read(self, req: P.Read) -> dict:
+    def _read(self, req: protocol.Read) -> dict:
         self._apply(req.writes)
         buf = self._buffer(req.handle)[0]
         self.backend.invalidate(buf)
         return {"data": self.backend.copy_out(buf, req.offset, req.nbytes).tobytes()}
 
-    def _run(self, req: P.Run) -> dict:
+    def _run(self, req: protocol.Run) -> dict:
         self._apply(req.writes)
         for buf, _, _ in self.buffers.values():
             self.backend.flush(buf)
@@ -184,14 +185,14 @@ class Session:
                 return self.backend.copy_out(buf, phys - base, nbytes).tobytes()
         raise BackendError(f"instructions at 0x{phys:x} are not inside a buffer of this session")
 
-    def _timing(self, req: P.Timing) -> dict:
+    def _timing(self, req: protocol.Timing) -> dict:
         status = self.runs.get(req.run_id)
         if status is None:
             raise BackendError(f"timing: run {req.run_id} is not among this session's last {KEEP_RUNS} runs")
         self.backend.require("timing", "timing model")
         return timing_to_wire(status.predict())
 
-    def _bitstream(self, req: P.Bitstream) -> dict:
+    def _bitstream(self, req: protocol.Bitstream) -> dict:
         self.backend.require("bitstream", "bitstream selection")
         from vta.bitstream.manifest import RELEASES
         from vta.bitstream.program import program
@@ -207,12 +208,12 @@ class Session:
         self.backend.reset()
         return {"programmed": str(path.name)}
 
-    def _reset(self, req: P.Reset) -> dict:
+    def _reset(self, req: protocol.Reset) -> dict:
         self.backend.reset()
         self.next_run = 0
         return {}
 
-    def _info(self, req: P.Info) -> dict:
+    def _info(self, req: protocol.Info) -> dict:
         return info(self.config, self.backend)
 
     def close(self) -> None:
@@ -228,7 +229,8 @@ def info(config: ServerConfig, backend: Backend) -> dict:
     """What a client learns at hello: the device, its capabilities and the configuration it runs."""
     return {"backend": backend.name, "mode": config.mode, "capabilities": sorted(backend.capabilities),
             "config": {k: v for k, v in config.env.derived().items() if isinstance(v, (int, str, float))},
-            "protocol": P.VERSION, "max_frame": P.MAX_FRAME}
+            "protocol": protocol.VERSION, "max_frame": protocol.MAX_FRAME,
+            "counters": backend.counters() if "counters" in backend.capabilities else None}
 
 
 def timing_to_wire(t: Any) -> dict:
@@ -237,7 +239,8 @@ def timing_to_wire(t: Any) -> dict:
               for name in ("fetch_start", "fetch_end", "issue", "start", "end") for a in [getattr(t, name)]}
     return {"cycles": int(t.cycles), "clock_mhz": float(t.clock_mhz),
             "modules": {k: m.as_dict() for k, m in t.modules.items()}, "gemm_uops": int(t.gemm_uops),
-            "macs": int(t.macs), "alu_uops": int(t.alu_uops), "dram_bytes": {k: int(v) for k, v in t.dram_bytes.items()},
+            "macs": int(t.macs), "alu_uops": int(t.alu_uops),
+            "dram_bytes": {k: int(v) for k, v in t.dram_bytes.items()},
             "bus_bytes": int(t.bus_bytes), "words": np.ascontiguousarray(t.stream.words).tobytes(), "arrays": arrays}
 
 
@@ -245,43 +248,42 @@ def serve_channel(chan: Channel, config: ServerConfig, peer: str, authenticated:
     """Run one session over ``chan`` until bye, error or timeout; never raises."""
     session: Session | None = None
     try:
-        hello = P.decode(chan.recv_frame(P.MAX_HELLO_FRAME, config.hello_s, config.hello_s), P.REQUESTS)
-        if not isinstance(hello, P.Hello):
+        first = chan.recv_frame(protocol.MAX_HELLO_FRAME, config.hello_s, config.hello_s)
+        hello = protocol.decode(first, protocol.REQUESTS)
+        if not isinstance(hello, protocol.Hello):
             raise RemoteError(f"rpc: the first request must be hello, got {hello.KIND}")
         if not authenticated and (config.token is None or
                                   not hmac.compare_digest(hello.token.encode(), config.token.encode())):
             log.warning("rpc: %s failed authentication", peer)
-            _reply(chan, P.Err("auth", "authentication failed: wrong or missing token"))
+            _reply(chan, protocol.Err("auth", "authentication failed: wrong or missing token"))
             return
         client = f"{hello.client or 'client'} at {peer}"
         try:
             backend, lock = open_device(config, client)
         except DeviceBusy as e:
-            _reply(chan, P.Err("busy", str(e)))
+            _reply(chan, protocol.Err("busy", str(e)))
             return
         session = Session(config, backend, lock, client)
         log.info("rpc: session opened for %s", client)
-        _reply(chan, P.Ok(info(config, backend)))
+        _reply(chan, protocol.Ok(info(config, backend)))
         while True:
-            req = P.decode(chan.recv_frame(P.MAX_FRAME, config.idle_s, config.frame_s), P.REQUESTS)
-            if isinstance(req, P.Bye):  # release the device before answering: the client may reconnect at once
+            req = protocol.decode(chan.recv_frame(protocol.MAX_FRAME, config.idle_s, config.frame_s), protocol.REQUESTS)
+            if isinstance(req, protocol.Bye):  # release the device before answering: the client may reconnect at once
                 session, closing = None, session
                 closing.close()
-                _reply(chan, P.Ok({}))
+                _reply(chan, protocol.Ok({}))
                 return
-            if isinstance(req, P.Hello):
+            if isinstance(req, protocol.Hello):
                 raise RemoteError("rpc: hello sent twice")
             try:
-                reply: P.Message = P.Ok(session.handle(req))
+                reply: protocol.Message = protocol.Ok(session.handle(req))
             except VTAError as e:
-                reply = P.Err(error_kind(e), str(e)[:4000])
+                reply = protocol.Err(error_kind(e), str(e)[:4000])
             _reply(chan, reply)
     except RemoteError as e:
         log.info("rpc: dropping %s: %s", peer, e)
-        try:
-            _reply(chan, P.Err("protocol", str(e)[:4000]))
-        except RemoteError:
-            pass
+        with contextlib.suppress(RemoteError):
+            _reply(chan, protocol.Err("protocol", str(e)[:4000]))
     except Exception:
         log.exception("rpc: session for %s failed", peer)
     finally:
@@ -294,8 +296,8 @@ def serve_channel(chan: Channel, config: ServerConfig, peer: str, authenticated:
         chan.close()
 
 
-def _reply(chan: Channel, msg: P.Message) -> None:
-    chan.send(P.encode(msg), 10.0)
+def _reply(chan: Channel, msg: protocol.Message) -> None:
+    chan.send(protocol.encode(msg), 10.0)
 
 
 class TcpServer:
