@@ -53,6 +53,7 @@ class ServerConfig:
     hello_s: float = 5.0  # TLS handshake and hello must arrive within this
     max_run_s: float = 60.0  # a run's timeout is capped at this
     max_connections: int = 128  # beyond this, connections are closed at once
+    max_session_bytes: int = 256 << 20  # buffer bytes one session may hold (the Pynq's CMA pool is 128 MiB)
     emulator: Any = None  # the EmulatedBoard served in "emulate" mode
 
 
@@ -98,6 +99,7 @@ class Session:
         self.verifier = Verifier(self.env)
         self.buffers: dict[int, tuple[Any, int, int]] = {}  # handle -> (backend buffer, phys, nbytes)
         self.runs: OrderedDict[int, Any] = OrderedDict()
+        self._ranges: OrderedDict[bytes, tuple[tuple[int, int], ...]] = OrderedDict()
         self.next_run = 0
 
     def handle(self, req: protocol.Message) -> dict:
@@ -116,6 +118,10 @@ class Session:
             self.backend.copy_in(self._buffer(handle)[0], offset, data)
 
     def _alloc(self, req: protocol.Alloc) -> dict:
+        held = sum(nbytes for _, _, nbytes in self.buffers.values())
+        if held + req.nbytes > self.config.max_session_bytes:
+            raise BackendError(f"alloc of {req.nbytes} bytes refused: this session already holds {held} bytes "
+                               f"and the server allows {self.config.max_session_bytes} per session")
         buf = self.backend.alloc(req.nbytes) if req.phys < 0 else self.backend.alloc_at(req.phys, req.nbytes)
         phys = self.backend.phys(buf)
         handle = secrets.randbits(63)
@@ -158,16 +164,8 @@ class Session:
 
     def _stored(self, insn_phys: int, insn_count: int) -> list:
         """Device-written bytes of the run, one span per buffer, so the host's copies stay current."""
-        from vta.isa import OP_STORE, DecodedStream, get_isa
-
-        s = DecodedStream(self._bytes_at(insn_phys, insn_count * 16), self.env)
-        elem = get_isa(self.env).elem_bytes
-        m = s.mem
         spans: dict[int, list[int]] = {}
-        for i in np.flatnonzero((s.opcode == OP_STORE) & (m["x_size"] > 0) & (m["y_size"] > 0)):
-            eb = elem.get(int(m["memory_type"][i]), 0)
-            lo = int(m["dram_base"][i]) * eb
-            hi = lo + ((int(m["y_size"][i]) - 1) * int(m["x_stride"][i]) + int(m["x_size"][i])) * eb
+        for lo, hi in self._store_ranges(self._bytes_at(insn_phys, insn_count * 16)):
             for handle, (_, phys, nbytes) in self.buffers.items():
                 if phys <= lo < phys + nbytes:
                     span = spans.setdefault(handle, [nbytes, 0])
@@ -178,6 +176,24 @@ class Session:
             self.backend.invalidate(buf)
             out.append([handle, lo, self.backend.copy_out(buf, lo, hi - lo).tobytes()])
         return out
+
+    def _store_ranges(self, stream: bytes) -> tuple[tuple[int, int], ...]:
+        """Physical byte ranges the STOREs of ``stream`` write (cached: a steady state repeats its stream)."""
+        ranges = self._ranges.get(stream)
+        if ranges is None:
+            from vta.isa import OP_STORE, DecodedStream, get_isa
+
+            s = DecodedStream(stream, self.env)
+            elem, m = get_isa(self.env).elem_bytes, s.mem
+            found = []
+            for i in np.flatnonzero((s.opcode == OP_STORE) & (m["x_size"] > 0) & (m["y_size"] > 0)):
+                eb = elem.get(int(m["memory_type"][i]), 0)
+                lo = int(m["dram_base"][i]) * eb
+                found.append((lo, lo + ((int(m["y_size"][i]) - 1) * int(m["x_stride"][i]) + int(m["x_size"][i])) * eb))
+            ranges = self._ranges[stream] = tuple(found)
+            while len(self._ranges) > KEEP_RUNS:
+                self._ranges.popitem(last=False)
+        return ranges
 
     def _bytes_at(self, phys: int, nbytes: int) -> bytes:
         for buf, base, size in self.buffers.values():

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import VECTORS
 from tests.runtime import programs
-from vta.errors import PROGRAM_ERRORS, DeviceBusy, ProgramError, RemoteError
+from vta.errors import PROGRAM_ERRORS, BackendError, DeviceBusy, ProgramError, RemoteError
 from vta.runtime import Runtime
 from vta.runtime.backends.remote import RemoteBackend
 from vta.runtime.rpc import protocol
@@ -254,3 +254,17 @@ def test_many_concurrent_clients_are_served_or_told_busy(env, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_session_cannot_take_all_memory(tmp_path, env):
+    srv = TcpServer(ServerConfig(mode="sim", token=TOKEN, lock_path=str(tmp_path / "lock"), env=env,
+                                 max_session_bytes=1 << 20)).start()
+    try:
+        backend = RemoteBackend(env, url=f"tcp://127.0.0.1:{srv.address[1]}", token=TOKEN)
+        backend.alloc(1 << 19)
+        with pytest.raises(BackendError, match=r"^alloc of 1048576 bytes refused: this session already holds 524288 "
+                                               r"bytes and the server allows 1048576 per session$"):
+            backend.alloc(1 << 20)
+        backend.close()
+    finally:
+        srv.stop()
