@@ -184,6 +184,18 @@ class RemoteBackend(Backend):
             raise RemoteError(f"rpc server at {self.url} declares counters but sent none")
         return self._counters_last
 
+    def select_bitstream(self, name: str) -> str:
+        """Have the board program the released bitstream called ``name`` (its manifest name; never a file).
+
+        The device is re-programmed, so queued state is dropped as after a reset. Returns the file
+        programmed. BackendError when the served device has no bitstreams or no release has that name.
+        """
+        self.require("bitstream", "bitstream selection")
+        reply = self.conn.call(protocol.Bitstream(name), self.timeout_s)
+        for hook in list(self._reset_hooks):
+            hook()
+        return str(reply.get("programmed", ""))
+
     def _reset(self) -> None:
         self.conn.call(protocol.Reset(), self.timeout_s)
 

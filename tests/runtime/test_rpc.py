@@ -204,6 +204,25 @@ def test_stdio_mode_over_a_local_pipe(env, rng, tmp_path):
     assert process.wait(10) == 0
 
 
+def test_emulated_board_served_over_stdio(env, rng):
+    command = [sys.executable, "-m", "vta.cli", "rpc", "serve", "--emulate", "--stdio"]
+    with Runtime("rpc", env=env, url="stdio:", command=command) as rt:
+        assert "timing" not in rt.backend.capabilities and "recovery" in rt.backend.capabilities
+        got, want = programs.matmul_tile(rt, rng)
+        assert np.array_equal(got, want)
+
+
+def test_bitstream_selection_needs_a_board(server, env):
+    backend = RemoteBackend(env, url=_url(server), token=TOKEN)
+    try:
+        with pytest.raises(BackendError, match=r"^rpc backend has no bitstream selection \(capabilities: "):
+            backend.select_bitstream("1x16_i8w8a32_15_15_18_17")
+        with pytest.raises(BackendError, match=r"^sim backend has no bitstream selection"):  # the server refuses too
+            backend.conn.call(protocol.Bitstream("anything"), 5.0)
+    finally:
+        backend.close()
+
+
 def test_cli_refuses_service_mode_without_tls(tmp_path):
     r = subprocess.run([sys.executable, "-m", "vta.cli", "rpc", "serve", "--sim", "--port", "0"],
                        capture_output=True, text=True, timeout=60)
@@ -211,6 +230,10 @@ def test_cli_refuses_service_mode_without_tls(tmp_path):
     r = subprocess.run([sys.executable, "-m", "vta.cli", "rpc", "serve", "--sim", "--insecure-loopback",
                         "--host", "0.0.0.0", "--port", "0"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "--insecure-loopback binds loopback addresses only, not 0.0.0.0" in r.stderr
+    (tmp_path / "token").write_text("short")
+    r = subprocess.run([sys.executable, "-m", "vta.cli", "rpc", "serve", "--sim", "--cert", "c", "--key", "k",
+                        "--token-file", str(tmp_path / "token")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "the token must have at least 16 characters" in r.stderr
 
 
 def test_protocol_version_is_in_every_frame():
