@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from vta.config import MAX_XFER
-from vta.errors import RemoteError
+from vta.errors import RemoteError, VTAError
 
 __all__ = [
     "MAX_FRAME", "MAX_HELLO_FRAME", "MAX_WRITES", "VERSION", "Alloc", "Bitstream", "Bye", "Err", "Free", "Hello",
@@ -173,11 +173,18 @@ def frame(body: bytes) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
+def _msgpack() -> Any:
+    """The msgpack module, or VTAError naming the extra that installs it."""
+    try:
+        import msgpack
+    except ImportError:
+        raise VTAError('vta rpc needs the msgpack package: pip install ".[rpc]" from the pynq-vta checkout') from None
+    return msgpack
+
+
 def encode(msg: Message) -> bytes:
     """The framed msgpack bytes of ``msg``."""
-    import msgpack
-
-    return frame(msgpack.packb([VERSION, msg.KIND, msg.to_wire()], use_bin_type=True))
+    return frame(_msgpack().packb([VERSION, msg.KIND, msg.to_wire()], use_bin_type=True))
 
 
 def _ext(code: int, data: bytes) -> Any:
@@ -186,8 +193,7 @@ def _ext(code: int, data: bytes) -> Any:
 
 def decode(body: bytes, kinds: dict[str, type[Message]]) -> Message:
     """The message in a frame body, or RemoteError naming what is wrong with it (never anything else)."""
-    import msgpack
-
+    msgpack = _msgpack()
     try:
         obj = msgpack.unpackb(body, raw=False, strict_map_key=True, use_list=True, ext_hook=_ext)
     except RemoteError:

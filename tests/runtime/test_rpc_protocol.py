@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import msgpack
 import pytest
 
@@ -68,3 +70,12 @@ def test_envelope_checks():
 def test_frames_are_bounded_to_one_full_buffer():
     assert MAX_XFER < protocol.MAX_FRAME <= MAX_XFER + (1 << 20)
     assert protocol.MAX_HELLO_FRAME == 4096
+
+
+def test_missing_msgpack_names_the_extra(monkeypatch):
+    from vta.errors import VTAError
+
+    monkeypatch.setitem(sys.modules, "msgpack", None)
+    with pytest.raises(VTAError, match=r'^vta rpc needs the msgpack package: pip install "\.\[rpc\]" from the '
+                                       r'pynq-vta checkout$'):
+        protocol.encode(protocol.Info())
