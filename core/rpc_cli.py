@@ -54,7 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from vta.runtime.rpc.server import ServerConfig
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="vta rpc: %(message)s")
+    # over SSH the log reaches the user's terminal: only warnings there
+    logging.basicConfig(level=logging.WARNING if args.stdio else logging.INFO, stream=sys.stderr,
+                        format="vta rpc: %(message)s")
     mode = "sim" if args.sim else "emulate" if args.emulate else "pynq"
     config = ServerConfig(mode=mode, lock_path=args.lock, idle_s=args.idle_s, frame_s=args.frame_s,
                           max_run_s=args.max_run_s)

@@ -335,10 +335,12 @@ class TcpServer:
                 conn, addr = self.sock.accept()
             except TimeoutError:
                 continue
-            except OSError:
+            except OSError as e:  # e.g. out of file descriptors: wait for sessions to end, keep serving
                 if self._stop.is_set():
                     return
-                raise
+                log.warning("rpc: accept failed: %s", e)
+                self._stop.wait(0.5)
+                continue
             if not self._slots.acquire(blocking=False):
                 log.warning("rpc: connection limit %d reached, closing %s", self.config.max_connections, addr)
                 conn.close()

@@ -200,12 +200,19 @@ def test_disconnect_mid_run_releases_the_device(server, env):
     _serves(server, env)
 
 
-def _start_subprocess_server(tmp_path: Path) -> tuple[subprocess.Popen, int]:
+def _start_subprocess_server(tmp_path: Path, max_files: int | None = None) -> tuple[subprocess.Popen, int]:
     (tmp_path / "token").write_text(TOKEN)
+
+    def limit() -> None:
+        if max_files is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
+
     proc = subprocess.Popen([sys.executable, "-m", "vta.cli", "rpc", "serve", "--sim", "--insecure-loopback",
                              "--port", "0", "--token-file", str(tmp_path / "token"), "--lock", str(tmp_path / "lock"),
                              "--frame-s", "2", "--idle-s", "5"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=limit)
     line = proc.stdout.readline()
     match = re.search(r"serving sim on 127\.0\.0\.1:(\d+)", line)
     assert match, line
@@ -268,3 +275,29 @@ def test_a_session_cannot_take_all_memory(tmp_path, env):
         backend.close()
     finally:
         srv.stop()
+
+
+def test_server_out_of_file_descriptors_keeps_serving(env, tmp_path):
+    proc, port = _start_subprocess_server(tmp_path, max_files=48)
+    try:
+        socks = []
+        for _ in range(60):  # more connections than the server can hold open: accept fails for some
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        time.sleep(1.0)
+        assert proc.poll() is None
+        for sock in socks:
+            sock.close()
+        end = time.monotonic() + 20
+        while True:
+            try:
+                with Runtime("rpc", env=env, url=f"tcp://127.0.0.1:{port}", token=TOKEN, timeout_s=5.0) as rt:
+                    got, want = programs.matmul_tile(rt, np.random.default_rng(0))
+                    assert np.array_equal(got, want)
+                    break
+            except (DeviceBusy, RemoteError):
+                assert time.monotonic() < end
+                time.sleep(0.2)
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(10)
