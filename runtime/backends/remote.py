@@ -11,6 +11,7 @@ and counters are the served device's: counters come with each run, a prediction 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from vta.config import Environment, get_env
 from vta.errors import BackendError, RemoteError
 from vta.runtime.backend import Backend
 from vta.runtime.rpc import protocol
-from vta.runtime.rpc.client import Connection, default_token
+from vta.runtime.rpc.client import Connection, read_token
 from vta.sim.perf import ModuleTime, Timing
 
 __all__ = ["RemoteBackend"]
@@ -55,7 +56,8 @@ class RemoteBackend(Backend):
     name = "rpc"
 
     def __init__(self, env: Environment | None = None, *, url: str | None = None, host: str | None = None,
-                 port: int | None = None, token: str | None = None, cafile: str | None = None,
+                 port: int | None = None, token: str | None = None, token_file: str | os.PathLike[str] | None = None,
+                 cafile: str | None = None,
                  command: Sequence[str] | None = None, timeout_s: float = 30.0, client: str = "vta runtime"):
         super().__init__()
         self.env = env or get_env()
@@ -65,9 +67,10 @@ class RemoteBackend(Backend):
                                    "or host= and port=")
             url = f"tcp+tls://{host}:{port}"
         self.url, self.timeout_s = url, timeout_s
-        self.conn = Connection.open(url, token=token, cafile=cafile, command=command, timeout_s=timeout_s)
+        secret = read_token(token, token_file)
+        self.conn = Connection.open(url, cafile=cafile, command=command, timeout_s=timeout_s)
         try:
-            self.info = self.conn.call(protocol.Hello(default_token(token), client), timeout_s)
+            self.info = self.conn.call(protocol.Hello(secret, client), timeout_s)
             self._check_config(self.info.get("config"))
         except BaseException:
             self.conn.close()

@@ -35,7 +35,6 @@ from vta.runtime.rpc.channel import Channel, PipeChannel, SocketChannel
 
 __all__ = ["Connection", "raise_remote"]
 
-TOKEN_ENV = "VTA_RPC_TOKEN"
 _ERRORS: dict[str, type[VTAError]] = {"busy": DeviceBusy, "timeout": DeviceTimeout, "device": DeviceError,
                                       "backend": BackendError}
 
@@ -59,7 +58,7 @@ class Connection:
         self.closed = False
 
     @classmethod
-    def open(cls, url: str, *, token: str | None = None, cafile: str | None = None,
+    def open(cls, url: str, *, cafile: str | None = None,
              command: Sequence[str] | None = None, timeout_s: float = 10.0) -> Connection:
         """Connect to ``url`` (see the module docstring); RemoteError when that fails."""
         parts = urlsplit(url)
@@ -139,6 +138,14 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def default_token(token: str | None) -> str:
-    """The token given, else ``$VTA_RPC_TOKEN``, else empty (accepted only where SSH authenticated)."""
-    return token if token is not None else os.environ.get(TOKEN_ENV, "")
+def read_token(token: str | None, token_file: str | os.PathLike[str] | None) -> str:
+    """The token given or the first line of ``token_file`` (empty without either: enough only over SSH)."""
+    if token is not None and token_file is not None:
+        raise RemoteError("rpc: give token= or token_file=, not both")
+    if token_file is None:
+        return token or ""
+    try:
+        with open(token_file, encoding="utf-8") as f:
+            return f.readline().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise RemoteError(f"rpc: cannot read the token file {os.fspath(token_file)!r}: {e}") from None

@@ -132,6 +132,10 @@ def test_url_and_option_errors(env):
         RemoteBackend(env)
     with pytest.raises(RemoteError, match=r"cannot connect to tcp://127.0.0.1:1"):
         RemoteBackend(env, url="tcp://127.0.0.1:1")
+    with pytest.raises(RemoteError, match=r"^rpc: give token= or token_file=, not both$"):
+        RemoteBackend(env, url="tcp://127.0.0.1:1", token="x", token_file="t")
+    with pytest.raises(RemoteError, match=r"^rpc: cannot read the token file '/nonexistent/token'"):
+        RemoteBackend(env, url="tcp://127.0.0.1:1", token_file="/nonexistent/token")
 
 
 def test_registry_entry_is_real():
@@ -176,9 +180,11 @@ def tls_server(tmp_path, env):
     srv.stop()
 
 
-def test_tls_with_token_runs_bit_exact(tls_server, env, rng):
+def test_tls_with_token_runs_bit_exact(tls_server, env, rng, tmp_path):
     srv, cert = tls_server
-    with Runtime("rpc", env=env, host="127.0.0.1", port=srv.address[1], token=TOKEN, cafile=cert) as rt:
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    with Runtime("rpc", env=env, host="127.0.0.1", port=srv.address[1], token_file=tmp_path / "token",
+                 cafile=cert) as rt:
         got, want = programs.conv3x3_tile(rt, rng)
         assert np.array_equal(got, want)
 
