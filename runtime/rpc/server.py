@@ -99,7 +99,7 @@ class Session:
         self.verifier = Verifier(self.env)
         self.buffers: dict[int, tuple[Any, int, int]] = {}  # handle -> (backend buffer, phys, nbytes)
         self.runs: OrderedDict[int, Any] = OrderedDict()
-        self._ranges: OrderedDict[bytes, tuple[tuple[int, int], ...]] = OrderedDict()
+        self._ranges: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self.next_run = 0
 
     def handle(self, req: protocol.Message) -> dict:
@@ -147,9 +147,7 @@ class Session:
         return {"data": self.backend.copy_out(buf, req.offset, req.nbytes).tobytes()}
 
     def _run(self, req: protocol.Run) -> dict:
-        self._apply(req.writes)
-        for buf, _, _ in self.buffers.values():
-            self.backend.flush(buf)
+        self._apply(req.writes)  # copy_in makes the bytes it writes visible to the device
         # Whatever the host checked: only a stream over this session's buffers runs. SRAM carries
         # over only from this session's own earlier runs (the first run may read nothing unwritten).
         self.verifier.verify(req.insn_phys, req.insn_count, continued=self.next_run > 0)
@@ -158,39 +156,35 @@ class Session:
         self.runs[run_id] = status
         while len(self.runs) > KEEP_RUNS:
             self.runs.popitem(last=False)
-        return {"run_id": run_id, "elapsed_s": status.elapsed_s,
+        return {"run_id": run_id,
                 "counters": dict(status.counters) if status.counters is not None else None,
                 "stored": self._stored(req.insn_phys, req.insn_count)}
 
     def _stored(self, insn_phys: int, insn_count: int) -> list:
         """Device-written bytes of the run, one span per buffer, so the host's copies stay current."""
-        spans: dict[int, list[int]] = {}
-        for lo, hi in self._store_ranges(self._bytes_at(insn_phys, insn_count * 16)):
-            for handle, (_, phys, nbytes) in self.buffers.items():
-                if phys <= lo < phys + nbytes:
-                    span = spans.setdefault(handle, [nbytes, 0])
-                    span[0], span[1] = min(span[0], lo - phys), max(span[1], min(hi - phys, nbytes))
+        lo, hi = self._store_ranges(self._bytes_at(insn_phys, insn_count * 16))
         out = []
-        for handle, (lo, hi) in spans.items():
-            buf = self.buffers[handle][0]
-            self.backend.invalidate(buf)
-            out.append([handle, lo, self.backend.copy_out(buf, lo, hi - lo).tobytes()])
+        for handle, (buf, phys, nbytes) in self.buffers.items():
+            inside = (lo >= phys) & (lo < phys + nbytes)
+            if inside.any():
+                start, end = int(lo[inside].min()) - phys, min(int(hi[inside].max()) - phys, nbytes)
+                self.backend.invalidate(buf)
+                out.append([handle, start, self.backend.copy_out(buf, start, end - start).tobytes()])
         return out
 
-    def _store_ranges(self, stream: bytes) -> tuple[tuple[int, int], ...]:
-        """Physical byte ranges the STOREs of ``stream`` write (cached: a steady state repeats its stream)."""
+    def _store_ranges(self, stream: bytes) -> tuple[np.ndarray, np.ndarray]:
+        """Start and end physical byte addresses the STOREs of ``stream`` write (cached per stream)."""
         ranges = self._ranges.get(stream)
         if ranges is None:
             from vta.isa import OP_STORE, DecodedStream, get_isa
 
             s = DecodedStream(stream, self.env)
-            elem, m = get_isa(self.env).elem_bytes, s.mem
-            found = []
-            for i in np.flatnonzero((s.opcode == OP_STORE) & (m["x_size"] > 0) & (m["y_size"] > 0)):
-                eb = elem.get(int(m["memory_type"][i]), 0)
-                lo = int(m["dram_base"][i]) * eb
-                found.append((lo, lo + ((int(m["y_size"][i]) - 1) * int(m["x_stride"][i]) + int(m["x_size"][i])) * eb))
-            ranges = self._ranges[stream] = tuple(found)
+            m, sizes = s.mem, get_isa(self.env).elem_bytes
+            stores = (s.opcode == OP_STORE) & (m["x_size"] > 0) & (m["y_size"] > 0)
+            eb = np.array([sizes.get(int(t), 0) for t in m["memory_type"][stores]], np.int64)
+            lo = m["dram_base"][stores].astype(np.int64) * eb
+            hi = lo + ((m["y_size"][stores] - 1) * m["x_stride"][stores] + m["x_size"][stores]) * eb
+            ranges = self._ranges[stream] = (lo, hi)
             while len(self._ranges) > KEEP_RUNS:
                 self._ranges.popitem(last=False)
         return ranges
