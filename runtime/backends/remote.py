@@ -108,8 +108,12 @@ class RemoteBackend(Backend):
 
     def _free(self, buf: RemoteBuffer) -> None:
         del self._by_handle[buf.handle]
-        if not self.conn.closed:
+        try:
             self.conn.call(protocol.Free(buf.handle), self.timeout_s)
+        except RemoteError:
+            if not self.conn.closed:
+                raise
+            # the session is gone, and the server freed its buffers with it
 
     def _phys(self, buf: RemoteBuffer) -> int:
         return buf.phys
@@ -203,11 +207,13 @@ class RemoteBackend(Backend):
         self.conn.call(protocol.Reset(), self.timeout_s)
 
     def _close(self) -> None:
-        if not self.conn.closed:
-            try:
-                self.conn.call(protocol.Bye(), 5.0)
-            finally:
-                self.conn.close()
+        try:
+            self.conn.call(protocol.Bye(), 5.0)
+        except RemoteError:
+            if not self.conn.closed:
+                raise
+        finally:
+            self.conn.close()
 
 
 def timing_from_wire(value: dict, env: Environment) -> Timing:

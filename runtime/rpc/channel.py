@@ -22,12 +22,13 @@ __all__ = ["Channel", "PipeChannel", "SocketChannel"]
 class Channel:
     """Send and receive whole frames; subclasses move bytes (``_recv_some``, ``send``)."""
 
-    def recv_frame(self, limit: int, first_byte_s: float, frame_s: float) -> bytes:
-        """One frame body: wait ``first_byte_s`` for it to start, then ``frame_s`` for all of it.
+    def recv_frame(self, limit: int, first_byte_s: float, frame_s: float, awaited: str = "a request") -> bytes:
+        """One frame body (``awaited`` names it in errors): wait ``first_byte_s`` for it to start, then
+        ``frame_s`` for all of it.
 
         Raises RemoteError on a closed peer, a timeout, or a length over ``limit``.
         """
-        first = self._recv_exact(1, time.monotonic() + first_byte_s, "waiting for a request")
+        first = self._recv_exact(1, time.monotonic() + first_byte_s, f"waiting for {awaited}")
         deadline = time.monotonic() + frame_s
         (length,) = HEADER.unpack(first + self._recv_exact(HEADER.size - 1, deadline, "reading a frame header"))
         if length > limit:

@@ -103,7 +103,8 @@ class Connection:
             raise RemoteError("rpc connection is closed")
         try:
             self.chan.send(protocol.encode(msg), timeout_s)
-            reply = protocol.decode(self.chan.recv_frame(protocol.MAX_FRAME, timeout_s, timeout_s), protocol.REPLIES)
+            body = self.chan.recv_frame(protocol.MAX_FRAME, timeout_s, timeout_s, "the reply")
+            reply = protocol.decode(body, protocol.REPLIES)
         except RemoteError:
             self.close()
             raise

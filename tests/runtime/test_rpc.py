@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
+import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -227,6 +229,28 @@ def test_bitstream_selection_needs_a_board(server, env):
             backend.conn.call(protocol.Bitstream("anything"), 5.0)
     finally:
         backend.close()
+
+
+def test_server_gone_mid_session(env, rng, tmp_path):
+    command = [sys.executable, "-m", "vta.cli", "rpc", "serve", "--sim", "--stdio", "--lock", str(tmp_path / "lock")]
+    rt = Runtime("rpc", env=env, url="stdio:", command=command)
+    programs.matmul_tile(rt, rng)
+    rt.backend.conn.process.kill()
+    with pytest.raises(RemoteError, match=r"^rpc (peer closed the connection|pipe failed)"):
+        programs.matmul_tile(rt, rng)
+    rt.close()  # the session's buffers went with the server: closing does not fail
+    assert rt.closed
+
+
+def test_a_server_that_never_answers_times_out(env):
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        start = time.monotonic()
+        with pytest.raises(RemoteError, match=r"^rpc peer too slow: timed out waiting for the reply \(0 of 1 bytes\)$"):
+            RemoteBackend(env, url=f"tcp://127.0.0.1:{listener.getsockname()[1]}", timeout_s=0.5)
+        assert time.monotonic() - start < 3
+    finally:
+        listener.close()
 
 
 def test_cli_refuses_service_mode_without_tls(tmp_path):
