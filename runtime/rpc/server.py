@@ -270,8 +270,9 @@ def serve_channel(chan: Channel, config: ServerConfig, peer: str, authenticated:
         client = f"{hello.client or 'client'} at {peer}"
         try:
             backend, lock = open_device(config, client)
-        except DeviceBusy as e:
-            _reply(chan, protocol.Err("busy", str(e)))
+        except VTAError as e:  # busy, or the device cannot be opened: the client is told which
+            log.warning("rpc: cannot open the device for %s: %s", client, e)
+            _reply(chan, protocol.Err(error_kind(e), str(e)[:4000]))
             return
         session = Session(config, backend, lock, client)
         log.info("rpc: session opened for %s", client)

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import VECTORS
 from tests.runtime import programs
-from vta.errors import PROGRAM_ERRORS, BackendError, DeviceBusy, ProgramError, RemoteError
+from vta.errors import PROGRAM_ERRORS, BackendError, DeviceBusy, DeviceError, ProgramError, RemoteError
 from vta.runtime import Runtime
 from vta.runtime.backends.remote import RemoteBackend
 from vta.runtime.rpc import protocol
@@ -301,3 +301,12 @@ def test_server_out_of_file_descriptors_keeps_serving(env, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_device_that_cannot_be_opened_is_reported_to_the_client(env, tmp_path):
+    srv = TcpServer(ServerConfig(mode="emulate", token=TOKEN, env=env, emulator=str(tmp_path / "no-board"))).start()
+    try:
+        with pytest.raises(DeviceError, match=r"no-board"):
+            RemoteBackend(env, url=f"tcp://127.0.0.1:{srv.address[1]}", token=TOKEN)
+    finally:
+        srv.stop()
