@@ -29,6 +29,8 @@ MAX_HELLO_FRAME = 4096  # before authentication a peer may send only a small hel
 MAX_WRITES = 4096  # bulk copies in one request
 MAX_RUN_S = 3600.0
 HEADER = struct.Struct(">I")
+# Container sizes a frame may declare: a short frame cannot make the decoder build a huge list.
+_LIMITS = {"max_array_len": 1 << 16, "max_map_len": 1 << 10, "max_str_len": 1 << 16, "max_ext_len": 0}
 U64 = (1 << 64) - 1
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-+@: /()")
 
@@ -195,7 +197,7 @@ def decode(body: bytes, kinds: dict[str, type[Message]]) -> Message:
     """The message in a frame body, or RemoteError naming what is wrong with it (never anything else)."""
     msgpack = _msgpack()
     try:
-        obj = msgpack.unpackb(body, raw=False, strict_map_key=True, use_list=True, ext_hook=_ext)
+        obj = msgpack.unpackb(body, raw=False, strict_map_key=True, use_list=True, ext_hook=_ext, **_LIMITS)
     except RemoteError:
         raise
     except Exception as e:  # msgpack raises several unrelated classes for malformed input

@@ -63,6 +63,8 @@ def test_envelope_checks():
         protocol.decode(msgpack.packb([1, "info", {"x": msgpack.ExtType(5, b"")}]), protocol.REQUESTS)
     with pytest.raises(RemoteError, match=r"not a msgpack message"):
         protocol.decode(b"\xc1", protocol.REQUESTS)
+    with pytest.raises(RemoteError, match=r"not a msgpack message \(ValueError\)"):
+        protocol.decode(msgpack.packb([1, "write", {"writes": [None] * 100_000}]), protocol.REQUESTS)
     with pytest.raises(RemoteError, match=r"unknown message kind 'run'; expected one of ok, err"):
         protocol.decode(_body("run", {}), protocol.REPLIES)
 
