@@ -191,6 +191,26 @@ def test_tls_with_token_runs_bit_exact(tls_server, env, rng, tmp_path):
         assert np.array_equal(got, want)
 
 
+def test_service_mode_from_the_command_line(env, rng, tmp_path):
+    import re
+
+    cert, key = _self_signed(tmp_path)
+    (tmp_path / "token").write_text(TOKEN)
+    proc = subprocess.Popen([sys.executable, "-m", "vta.cli", "rpc", "serve", "--sim", "--port", "0", "--cert", cert,
+                             "--key", key, "--token-file", str(tmp_path / "token"), "--lock", str(tmp_path / "lock")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        match = re.match(r"vta rpc: serving sim on 127\.0\.0\.1:(\d+) with TLS$", proc.stdout.readline().strip())
+        assert match
+        with Runtime("rpc", env=env, url=f"tcp+tls://127.0.0.1:{match.group(1)}", token_file=tmp_path / "token",
+                     cafile=cert) as rt:
+            got, want = programs.matmul_tile(rt, rng)
+            assert np.array_equal(got, want)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def test_tls_refuses_an_untrusted_certificate_and_a_wrong_token(tls_server, env):
     srv, cert = tls_server
     with pytest.raises(RemoteError, match=r"cannot connect to tcp\+tls://127.0.0.1:\d+: .*CERTIFICATE_VERIFY_FAILED"):
