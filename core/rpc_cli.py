@@ -11,6 +11,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -83,6 +84,8 @@ def _with_emulator(config: ServerConfig, serve: Callable[[], int]) -> int:
         return serve()
     from vta.driver.emulated import EmulatedBoard
 
+    # SIGTERM (systemctl stop, kill) must unwind to the finally below, which removes the emulator's DRAM image
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     board = EmulatedBoard.start()
     config.emulator = board
     try:

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,6 +210,24 @@ def test_service_mode_from_the_command_line(env, rng, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_stopping_the_emulated_service_removes_its_emulator():
+    import re
+
+    proc = subprocess.Popen([sys.executable, "-m", "vta.cli", "rpc", "serve", "--emulate", "--insecure-loopback",
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert re.match(r"vta rpc: serving emulate on 127\.0\.0\.1:\d+ ", proc.stdout.readline())
+        (child,) = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        image = Path(Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[3].decode())
+        assert image.name == "board.mem" and image.exists()
+        proc.terminate()  # as systemctl stop or kill do
+        assert proc.wait(10) == 0
+        assert not image.parent.exists()  # the emulator was stopped and its DRAM image removed
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_tls_refuses_an_untrusted_certificate_and_a_wrong_token(tls_server, env):
