@@ -1,4 +1,5 @@
-"""``vta rpc serve``: serve this machine's device (board, emulated board or simulator) to remote runtimes.
+"""``vta rpc serve`` and ``vta fleet worker``: offer this machine's device (board, emulated board or
+simulator) to remote runtimes, or to a Dask cluster.
 
 It lives at the package root, not in ``vta.runtime.rpc``, because finding a plugin imports its
 package and ``vta.runtime`` is heavy: ``vta --help`` must stay fast. The server is imported only
@@ -50,6 +51,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--frame-s", type=float, default=10.0, help="drop a client whose frame takes longer (default 10)")
     s.add_argument("--max-run-s", type=float, default=60.0, help="cap on a run's timeout (default 60)")
     s.set_defaults(func=_cmd_serve)
+    p = sub.add_parser("fleet", help="pool devices for tuning and batch runs with Dask distributed")
+    fleet = p.add_subparsers(dest="fleet_command", required=True, metavar="COMMAND")
+    w = fleet.add_parser("worker", help="join a Dask scheduler as a worker owning this machine's device")
+    w.add_argument("scheduler", help="scheduler address, e.g. tls://192.168.2.1:8786")
+    what = w.add_mutually_exclusive_group()
+    what.add_argument("--sim", action="store_true", help="offer the simulator instead of the board")
+    what.add_argument("--emulate", action="store_true", help="offer a freshly started emulated board")
+    w.add_argument("--tls-ca-file", required=True, help="CA certificate the cluster trusts (PEM)")
+    w.add_argument("--tls-cert", required=True, help="this worker's certificate (PEM)")
+    w.add_argument("--tls-key", required=True, help="this worker's private key (PEM)")
+    w.set_defaults(func=_cmd_fleet_worker)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -77,6 +89,30 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     else:
         config.token = ""
     return _with_emulator(config, lambda: _serve_tcp(config, args.host, args.port, tls))
+
+
+def _cmd_fleet_worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from vta.runtime.fleet import RESOURCE, DevicePlugin, require_distributed
+
+    distributed = require_distributed()
+    from distributed.security import Security
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="vta fleet: %(message)s")
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # unwind: the plugin closes the device
+    security = Security(tls_ca_file=args.tls_ca_file, tls_worker_cert=args.tls_cert, tls_worker_key=args.tls_key,
+                        tls_client_cert=args.tls_cert, tls_client_key=args.tls_key, require_encryption=True)
+    plugin = DevicePlugin("sim" if args.sim else "emulate" if args.emulate else "pynq")
+
+    async def run() -> None:
+        async with distributed.Worker(args.scheduler, nthreads=1, resources=RESOURCE, security=security,
+                                      plugins={plugin}) as worker:
+            print(f"vta fleet: worker {worker.address} offers one {plugin.mode} device", flush=True)
+            await worker.finished()
+
+    asyncio.run(run())
+    return 0
 
 
 def _with_emulator(config: ServerConfig, serve: Callable[[], int]) -> int:
