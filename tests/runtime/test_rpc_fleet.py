@@ -4,9 +4,11 @@ killed in the middle of a job."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +31,7 @@ def test_killed_worker_job_is_retried_elsewhere_exactly_once(conv):
     with Fleet.local(2, "emulate") as fleet:
         assert fleet.client.scheduler.address.startswith("tls://")
         pids = fleet.client.run(os.getpid)
+        images = fleet.client.run(lambda dask_worker: str(dask_worker.plugins["vta-device"]._board.path))
         results: list = []
         runner = threading.Thread(target=lambda: results.extend(fleet.measure(jobs)))
         runner.start()
@@ -43,6 +46,7 @@ def test_killed_worker_job_is_retried_elsewhere_exactly_once(conv):
         os.kill(pids[busy[0]], signal.SIGKILL)  # the worker dies in the middle of its job
         runner.join(120)
         assert not runner.is_alive()
+    shutil.rmtree(Path(images[busy[0]]).parent)  # the killed worker could not remove its emulator's files
     assert [r.key for r in results] == [j.key for j in jobs]  # one result per job, in order
     for r in results:
         assert np.array_equal(r.output, want), r.key
