@@ -25,7 +25,22 @@ def _pynq_emulated(env, request):
     return BoardBackend(env, emulator=request.getfixturevalue("board"), timeout_s=5.0)
 
 
-BACKENDS = {"sim": _sim, "pynq-emulated": _pynq_emulated}
+def _rpc(mode):
+    """The rpc backend over loopback to an in-process ``vta rpc serve --sim`` (or ``--emulate``) server."""
+    def factory(env, request):
+        from vta.runtime.backends.remote import RemoteBackend
+        from vta.runtime.rpc.server import ServerConfig, TcpServer
+
+        emulator = request.getfixturevalue("board") if mode == "emulate" else None
+        lock = request.getfixturevalue("tmp_path") / "rpc.lock"
+        server = TcpServer(ServerConfig(mode=mode, token="contract", lock_path=str(lock), env=env,
+                                        emulator=emulator)).start()
+        request.addfinalizer(server.stop)
+        return RemoteBackend(env, url=f"tcp://127.0.0.1:{server.address[1]}", token="contract")
+    return factory
+
+
+BACKENDS = {"sim": _sim, "pynq-emulated": _pynq_emulated, "rpc-sim": _rpc("sim"), "rpc-emulated": _rpc("emulate")}
 
 
 @pytest.fixture(params=list(BACKENDS))
