@@ -79,7 +79,8 @@ lock_owner() {
     return 0
   fi
   local pid
-  pid="$(tr -dc '0-9' <"$LOCK")"
+  # The lock file holds "PID what-it-is-doing" (driver/lock.py): the pid is the first word.
+  pid="$(head -n 1 "$LOCK" | cut -d ' ' -f 1 | tr -dc '0-9')"
   printf 'held by pid %s\n' "${pid:-unknown (the lock file names none)}"
   [ -z "$pid" ] || item ps -o pid,user,lstart,args -p "$pid"
 }
