@@ -125,6 +125,13 @@ class ModelMeasurer(Measurer):
         self.model_options = model_options
         self._memo: dict[tuple, MeasureResult] = {}
 
+    def preload(self, task: Task, seconds: Mapping[int, float | None], errors: Mapping[int, str] | None = None) -> None:
+        """Take earlier model times of ``task`` (e.g. an exhaustive run saved as JSON) instead of recomputing them."""
+        for index, sec in seconds.items():
+            err = (errors or {}).get(index, "model: no time recorded") if sec is None else None
+            self._memo[(task.space.task, task.space.workload, task.epilogue, int(index))] = \
+                MeasureResult(int(index), sec, err)
+
     def _one(self, task: Task, index: int) -> MeasureResult:
         key = (task.space.task, task.space.workload, task.epilogue, index)
         if key not in self._memo:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.compiler.tune_helpers import SMALL
+from tests.compiler.tune_helpers import small_measured as shared_small_measured
 from vta.compiler.ops import Conv2dWorkload
 from vta.compiler.ops.resnet18 import RESNET18, TUNED
 from vta.compiler.tune import Conv2dSpace, DenseSpace, DenseWorkload, TuneError
@@ -12,15 +14,11 @@ from vta.compiler.tune.measure import ModelMeasurer
 from vta.compiler.tune.task import Task, conv2d_task, dense_task
 from vta.errors import ScheduleError
 
-SMALL = Conv2dWorkload("small", 6, 6, 16, 32, 3, 1, 1)
-
 
 @pytest.fixture(scope="module")
 def small_measured():
     """Every configuration of SMALL the filter keeps, measured by the model (compiled each)."""
-    task = conv2d_task(SMALL)
-    measurer = ModelMeasurer()
-    return task, measurer, measurer.measure(task, task.space.valid.tolist())
+    return shared_small_measured()
 
 
 def test_index_matches_autotvm_config_index():
