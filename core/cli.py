@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from vta.errors import VTAError
 
 # Modules that add subcommands; each exposes register(subparsers).
-PLUGINS = ("vta.sim.cli", "vta.bitstream.cli", "vta.driver.cli", "vta.compiler.cli")
+PLUGINS = ("vta.sim.cli", "vta.bitstream.cli", "vta.driver.cli", "vta.compiler.cli", "vta.compiler.tune.cli")
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
