@@ -11,6 +11,8 @@ from tests.compiler.tune_helpers import small_measured
 from vta.compiler.tune import TuneError
 from vta.compiler.tune.cost_model import MLPModel, XGBModel, create_cost_model
 from vta.compiler.tune.features import FEATURE_NAMES, space_features
+from vta.compiler.tune.measure import ModelMeasurer, SimMeasurer
+from vta.compiler.tune.task import layer_tasks
 from vta.compiler.tune.tuner import TransferData, Tuner, anneal, neighbours, select_diverse
 
 
@@ -86,3 +88,19 @@ def test_bad_arguments_and_missing_xgboost_are_clear_errors(measured, monkeypatc
     with pytest.raises(TuneError, match=r'^the tree-based cost model needs XGBoost: pip install "\.\[tune\]" from '
                                         r"the pynq-vta checkout$"):
         XGBModel()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["C9", "C11"])
+def test_simulator_as_measurer_finds_the_same_best_configuration(name):
+    """Every output checked against numpy, and the same trials and best as with the model alone."""
+    (task,) = layer_tasks([name])
+    model = Tuner(task, ModelMeasurer(), "xgb", seed=0).run(12)
+    sim_measurer = SimMeasurer()
+    try:
+        sim = Tuner(task, sim_measurer, "xgb", seed=0).run(12)
+    finally:
+        sim_measurer.close()
+    assert all(r.ok for r in sim.trials)
+    assert [r.index for r in sim.trials] == [r.index for r in model.trials]
+    assert sim.best.index == model.best.index
