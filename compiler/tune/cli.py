@@ -112,6 +112,7 @@ def _tune_one(task: Task, env: Environment, args: argparse.Namespace, transfer: 
     print(task.space.describe())
     measurer = create_measurer(args.measurer, **({"emulator": args.emulator} if args.emulator else {}))
     try:
+        measurer.open()
         tuner = Tuner(task, measurer, args.cost_model, seed=args.seed, batch=args.batch, transfer=transfer)
         start = time.time()
         result = tuner.run(args.trials, _Progress(task, min(args.trials, len(task.space.valid)), measurer.kind))

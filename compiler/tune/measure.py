@@ -112,6 +112,9 @@ class Measurer(ABC):
     def _time(self, task: Task, op: ScheduledOp, program: Program) -> float:
         """Seconds per run of ``program``; raise VTAError (e.g. TuneError for a wrong output) on failure."""
 
+    def open(self) -> None:  # noqa: B027 - most measurers hold nothing
+        """Acquire the device now, so a board that cannot be opened is an error before any trial."""
+
     def close(self) -> None:  # noqa: B027 - most measurers hold nothing
         """Release what the measurer holds (a runtime, a device)."""
 
@@ -152,9 +155,12 @@ class _Executing(Measurer):
     def _runtime(self) -> Any:
         raise NotImplementedError
 
-    def _time(self, task: Task, op: ScheduledOp, program: Program) -> float:
+    def open(self) -> None:
         if self._rt is None:
             self._rt = self._runtime()
+
+    def _time(self, task: Task, op: ScheduledOp, program: Program) -> float:
+        self.open()
         inputs = op.random_inputs(self.rng)
         out = op.empty_output()
         seconds = self._run(program, inputs, out)

@@ -70,5 +70,9 @@ def test_tune_bad_input_is_a_clear_error(tmp_path, capsys):
     empty.write_text("\n")
     assert main(["tune", "--tasks", str(empty), "--log", str(tmp_path / "x.log")]) == 1
     assert "no line names a task this compiler can tune" in capsys.readouterr().err
+    assert main(["tune", "--layers", "C9", "--measurer", "board", "--emulator", str(tmp_path / "no-such-board"),
+                 "--log", str(tmp_path / "x.log")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("vta tune: error: ") and "no-such-board" in err
     with pytest.raises(SystemExit):
         main(["tune", "--layers", "C2", "--tasks", str(empty), "--log", "x"])
