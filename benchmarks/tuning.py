@@ -9,7 +9,8 @@
 3. TopHub's published knobs (``resnet18.TUNED``) against the tree's best after 64 trials and
    the optimum, under the same model.
 
-Prints a table, writes benchmarks/results/tuning.json and tuning.png. Every time here is the
+Prints a table, writes benchmarks/results/tuning.json, tuning.png and resnet18_tuned.log (the
+tree's best per layer for seed 0 as AutoTVM lines, for ``apply_best``). Every time here is the
 performance model's prediction for the Pynq-Z1 (modeled), not a board measurement.
 """
 
@@ -24,6 +25,7 @@ import numpy as np
 import tuning_exhaustive
 
 from vta.compiler.ops.resnet18 import RESNET18, TUNED
+from vta.compiler.tune.autotvm_log import make_record, write_log
 from vta.compiler.tune.measure import ModelMeasurer
 from vta.compiler.tune.task import layer_tasks
 from vta.compiler.tune.tuner import TransferData, Tuner
@@ -48,6 +50,7 @@ def _run(layers: list[str], seeds: int, exhaustive: dict) -> tuple[dict, dict]:
     optimum = {t.name: min(v for v in exhaustive[t.name]["seconds"].values() if v) for t in tasks}
     ratios: dict = {s: {t.name: [] for t in tasks} for s in STRATEGIES}
     best_tree: dict = {t.name: [] for t in tasks}
+    first_tree: dict = {}
     for seed in range(seeds):
         for label, (strategy, transfer) in STRATEGIES.items():
             prior = TransferData() if transfer else None
@@ -58,8 +61,18 @@ def _run(layers: list[str], seeds: int, exhaustive: dict) -> tuple[dict, dict]:
                     prior.add(result)
                 if label == "tree":
                     best_tree[t.name].append(result.best.seconds)
+                    if seed == 0:
+                        first_tree[t.name] = result
         print(f"seed {seed} done", flush=True)
+    _write_best_log(first_tree)
     return ratios, best_tree
+
+
+def _write_best_log(results: dict) -> None:
+    """The tree's best configuration per layer (seed 0, 64 trials) as AutoTVM lines, for ``apply_best``."""
+    now = time.time()
+    with (RESULTS / "resnet18_tuned.log").open("w") as out:
+        write_log([make_record(r.task, r.best.index, r.best.seconds, None, 0.0, now) for r in results.values()], out)
 
 
 def _table(ratios: dict, layers: list[str]) -> list[str]:
