@@ -99,7 +99,7 @@ def _png(ratios: dict, layers: list[str], path: Path) -> None:
         ax.set_title(name)
         ax.set_xscale("log", base=2)
         ax.set_xticks(CHECKPOINTS, labels=[str(n) for n in CHECKPOINTS])
-        ax.set_ylim(70, 101)
+        ax.set_ylim(20, 102)
         ax.grid(alpha=0.3)
         if k % 5 == 0:
             ax.set_ylabel("% of optimum (median of seeds)")
