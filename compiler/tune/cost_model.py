@@ -48,7 +48,7 @@ class XGBModel(CostModel):
 
     name = "xgb"
 
-    def __init__(self, seed: int = 0, rounds: int = 60):
+    def __init__(self, seed: int = 0, rounds: int = 100):
         self.xgb = _xgboost()
         self.seed, self.rounds = seed, rounds
         self.booster = None
