@@ -27,7 +27,7 @@ __all__ = ["EXIT_BROKEN_PIPE", "build_parser", "check_output_path", "main"]
 
 # Modules that add subcommands; each exposes register(subparsers).
 PLUGINS = ("vta.sim.cli", "vta.bitstream.cli", "vta.driver.cli", "vta.compiler.cli", "vta.network_cli",
-           "vta.sim.model_cli", "vta.rpc_cli")
+           "vta.sim.model_cli", "vta.rpc_cli", "vta.tune_cli")
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a command stopped by SIGPIPE (128 + 13)
 
 

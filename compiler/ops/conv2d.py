@@ -140,7 +140,9 @@ def schedule_conv2d_packed(tensors: Conv2dTensors, config: Conv2dConfig | None =
     >>> cfg = Conv2dConfig(tile_h=[2, 4], tile_w=[1, 8], tile_ci=[1, 1], tile_co=[2, 1], oc_nthread=2)
     >>> s = schedule_conv2d_packed(conv2d_packed(data, kernel, 1, 1), cfg)
     """
-    cfg = config or default_conv2d_config(tensors.workload)
+    from vta.compiler.tune.dispatch import logged_config  # the best logged knobs under tune.apply_best
+
+    cfg = config or logged_config(tensors.workload) or default_conv2d_config(tensors.workload)
     cfg.check(tensors.workload)
     conv, out = tensors.conv, tensors.out
     s = create_schedule(out)

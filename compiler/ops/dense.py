@@ -205,7 +205,9 @@ def schedule_dense_packed(tensors: DenseTensors, config: DenseConfig | None = No
     >>> weight = te.placeholder((2, 4, 16, 16), "int8", "weight")
     >>> s = schedule_dense_packed(dense_packed(data, weight))
     """
-    cfg = config or default_dense_config(tensors.blocks)
+    from vta.compiler.tune.dispatch import logged_config  # the best logged knobs under tune.apply_best
+
+    cfg = config or logged_config(tensors.blocks) or default_dense_config(tensors.blocks)
     cfg.check(tensors.blocks)
     res, out = tensors.res, tensors.out
     s = create_schedule(out)

@@ -1,0 +1,206 @@
+"""AutoTVM tuning logs (JSON lines) read and written as AutoTVM writes them, and turned into tasks.
+
+One line: ``{"input": [target, template, args, {}], "config": {"index", "code_hash", "entity"},
+"result": [[seconds...], error_no, all_cost, timestamp], "version", "tvm_version"}``. A record
+keeps every field as read, so writing it back gives the same JSON; the template arguments
+become a :class:`~vta.compiler.tune.task.Task` for the two templates this compiler has
+(``conv2d_packed.vta``, ``dense_packed.vta``), on the hardware configuration the target names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from vta.compiler.ops.conv2d_config import Conv2dWorkload
+from vta.compiler.tune.errors import TuneError
+from vta.compiler.tune.space import CONV2D_TASK, DENSE_TASK
+from vta.compiler.tune.task import Task, conv2d_task, dense_task
+from vta.config import Environment, get_env
+
+__all__ = ["Record", "iter_log", "make_record", "parse_record", "read_log", "target_env", "task_args", "task_of",
+           "write_log"]
+
+log = logging.getLogger(__name__)
+
+_MODEL = re.compile(r"^(\w+?)_(\d+)x(\d+)_i(\d+)w(\d+)a(\d+)_(\d+)_(\d+)_(\d+)_(\d+)$")
+# AutoTVM's MeasureErrorNo: 0 is NO_ERROR; we record compile failures and wrong outputs as these.
+NO_ERROR, COMPILE_ERROR, RUNTIME_ERROR, WRONG_ANSWER = 0, 2, 4, 5
+
+
+@dataclass(frozen=True)
+class Record:
+    """One AutoTVM log line: the task, the knob entity, the measured costs (seconds) and error code."""
+
+    target: str
+    task: str
+    args: list = field(hash=False)
+    index: int
+    entity: list = field(hash=False)
+    costs: tuple[float, ...]
+    error_no: int
+    all_cost: float
+    timestamp: float
+    code_hash: Any = None
+    version: float = 0.2
+    tvm_version: str = "0.7.dev0"
+    extra: dict = field(default_factory=dict, hash=False)  # the input's fourth element (kwargs)
+
+    @property
+    def knobs(self) -> dict[str, Any]:
+        return {name: value for name, _, value in self.entity}
+
+    @property
+    def ok(self) -> bool:
+        return self.error_no == NO_ERROR and bool(self.costs)
+
+    @property
+    def mean_cost(self) -> float:
+        return sum(self.costs) / len(self.costs) if self.ok else math.inf
+
+    def to_json(self) -> str:
+        """The line as AutoTVM writes it."""
+        return json.dumps({"input": [self.target, self.task, self.args, self.extra],
+                           "config": {"index": self.index, "code_hash": self.code_hash, "entity": self.entity},
+                           "result": [list(self.costs), self.error_no, self.all_cost, self.timestamp],
+                           "version": self.version, "tvm_version": self.tvm_version})
+
+
+def parse_record(text: str) -> Record:
+    """One log line; TuneError says what is missing or malformed."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise TuneError(f"not valid JSON: {e.msg} at column {e.colno}") from e
+    try:
+        target, task, args, extra = obj["input"]
+        cfg, result = obj["config"], obj["result"]
+        entity = cfg["entity"]
+        costs, error_no, all_cost, timestamp = result
+    except (KeyError, TypeError, ValueError) as e:
+        raise TuneError("expected input = [target, template, args, kwargs], config.entity and result = "
+                        "[costs, error_no, all_cost, timestamp]") from e
+    if not (isinstance(entity, list) and all(isinstance(x, list) and len(x) == 3 for x in entity)):
+        raise TuneError(f"config.entity={entity!r}: expected a list of [name, kind, value]")
+    if not (isinstance(costs, list) and all(isinstance(c, (int, float)) for c in costs)):
+        raise TuneError(f"result costs={costs!r}: expected a list of seconds")
+    return Record(str(target), str(task), args, int(cfg.get("index", -1)), entity, tuple(costs), int(error_no),
+                  float(all_cost), float(timestamp), cfg.get("code_hash"), obj.get("version", 0.2),
+                  obj.get("tvm_version", "0.7.dev0"), extra if isinstance(extra, dict) else {})
+
+
+def read_log(path: str | Path) -> list[Record]:
+    """Every well-formed record of a log; a malformed line is skipped with a warning naming it."""
+    return [rec for _, rec in iter_log(path)]
+
+
+def iter_log(path: str | Path) -> Iterator[tuple[int, Record]]:
+    """(1-based line number, record) for each well-formed line; blank lines are ignored."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as e:
+        raise TuneError(f"cannot read tuning log {str(path)!r}: {e.strerror}") from e
+    for n, text in enumerate(lines, 1):
+        if not text.strip():
+            continue
+        try:
+            yield n, parse_record(text)
+        except TuneError as e:
+            log.warning("%s:%d: skipped a malformed AutoTVM record: %s", path, n, e)
+
+
+def write_log(records: Iterable[Record], out: TextIO) -> None:
+    """Append ``records`` as AutoTVM lines."""
+    for rec in records:
+        out.write(rec.to_json() + "\n")
+
+
+def target_env(target: str, base: Environment | None = None) -> Environment:
+    """The hardware configuration a target names (``... -model=pynq_1x16_i8w8a32_15_15_18_17``)."""
+    model = target.split("-model=")[-1].split()[0] if "-model=" in target else target.strip()
+    m = _MODEL.match(model)
+    if not m:
+        raise TuneError(f"target {target!r}: expected a VTA model such as pynq_1x16_i8w8a32_15_15_18_17")
+    logs = []
+    for what, n in zip(("batch", "block", "input width", "weight width", "accumulator width"), m.groups()[1:6]):
+        v = int(n)
+        if v <= 0 or v & (v - 1):
+            raise TuneError(f"target {target!r}: {what} {v} is not a power of two")
+        logs.append(v.bit_length() - 1)
+    base = base or get_env()
+    keys = dict(zip(("LOG_BATCH", "LOG_BLOCK", "LOG_INP_WIDTH", "LOG_WGT_WIDTH", "LOG_ACC_WIDTH"), logs))
+    sizes = dict(zip(("LOG_UOP_BUFF_SIZE", "LOG_INP_BUFF_SIZE", "LOG_WGT_BUFF_SIZE", "LOG_ACC_BUFF_SIZE"),
+                     map(int, m.groups()[6:])))
+    return base.replace(**keys, **sizes)
+
+
+def _tensor(arg: Any, what: str) -> tuple[int, ...]:
+    if not (isinstance(arg, list) and len(arg) == 3 and arg[0] == "TENSOR" and isinstance(arg[1], list)):
+        raise TuneError(f"{what}={arg!r}: expected [\"TENSOR\", shape, dtype]")
+    return tuple(arg[1])
+
+
+def _conv2d_workload(args: list, env: Environment) -> Conv2dWorkload:
+    data, kernel = _tensor(args[0], "data"), _tensor(args[1], "kernel")
+    strides, padding = args[2], args[3]
+    if len(data) != 6 or len(kernel) != 6 or data[4:] != (env.BATCH, env.BLOCK_IN):
+        raise TuneError(f"conv2d data {list(data)}: expected the packed layout NCHW{env.BATCH}n{env.BLOCK_IN}c of "
+                        f"{env.BITSTREAM}")
+    if len(set(strides)) != 1 or len(set(padding)) != 1 or kernel[2] != kernel[3]:
+        raise TuneError(f"conv2d strides {strides} / padding {padding} / kernel {kernel[2]}x{kernel[3]}: only equal "
+                        "strides, equal padding on every side and square kernels are supported")
+    name = f"conv2d_{data[2]}x{data[3]}_{data[1] * data[5]}_{kernel[0] * kernel[4]}_k{kernel[2]}_s{strides[0]}"
+    return Conv2dWorkload(name, data[2], data[3], data[1] * data[5], kernel[0] * kernel[4], kernel[2], strides[0],
+                          padding[0], data[0] * data[4])
+
+
+def task_of(record: Record) -> tuple[Task, Environment]:
+    """The task a record names and the configuration it ran on (use the task inside ``with env:``)."""
+    env = target_env(record.target)
+    args = record.args
+    with env:
+        if record.task == CONV2D_TASK:
+            return conv2d_task(_conv2d_workload(args, env)), env
+        if record.task == DENSE_TASK:
+            data, weight = _tensor(args[0], "data"), _tensor(args[1], "weight")
+            if len(data) != 4 or data[2:] != (env.BATCH, env.BLOCK_IN) or weight[2:] != (env.BLOCK_OUT, env.BLOCK_IN):
+                raise TuneError(f"dense data {list(data)} / weight {list(weight)}: expected the packed layout of "
+                                f"{env.BITSTREAM} (innermost ({env.BATCH}, {env.BLOCK_IN}))")
+            return dense_task(f"dense_{data[0] * data[2]}x{data[1] * data[3]}_{weight[0] * weight[2]}", data[0],
+                              weight[0], data[1]), env
+    raise TuneError(f"template {record.task!r} is not supported by this compiler; supported: {CONV2D_TASK}, "
+                    f"{DENSE_TASK}")
+
+
+def task_args(task: Task, env: Environment) -> list:
+    """The serialized template arguments AutoTVM records for ``task``."""
+    wl = task.space.workload
+    if task.space.task == CONV2D_TASK:
+        data, kernel = wl.data_shape, wl.kernel_shape  # type: ignore[union-attr]
+        return [["TENSOR", list(data), "int8"], ["TENSOR", list(kernel), "int8"], [wl.stride, wl.stride],  # type: ignore[union-attr]
+                [wl.pad] * 4, [1, 1], f"NCHW{env.BATCH}n{env.BLOCK_IN}c", "int32"]  # type: ignore[union-attr]
+    nb, mb, kb = wl.blocks  # type: ignore[union-attr]
+    return [["TENSOR", [nb, kb, env.BATCH, env.BLOCK_IN], "int8"],
+            ["TENSOR", [mb, kb, env.BLOCK_OUT, env.BLOCK_IN], "int8"], None, "int32"]
+
+
+def make_record(task: Task, index: int, seconds: float | None, error: str | None, all_cost: float,
+                timestamp: float, env: Environment | None = None) -> Record:
+    """A record of one measurement of ``task`` (an error gets AutoTVM's error code and no cost)."""
+    env = env or get_env()
+    values = task.space.values(index)
+    entity = [[k.name, k.kind, list(values[k.name]) if k.kind == "sp" else values[k.name]] for k in task.space.knobs]
+    if error is None:
+        costs, code = (float(seconds),), NO_ERROR  # type: ignore[arg-type]
+    else:
+        costs, code = (), (COMPILE_ERROR if error.startswith("compile") else
+                           WRONG_ANSWER if "wrong output" in error else RUNTIME_ERROR)
+    target = f"ext_dev -device=vta -keys=cpu -model={env.TARGET}_{env.BITSTREAM}"
+    return Record(target, task.space.task, task_args(task, env), index, entity, costs, code, float(all_cost),
+                  float(timestamp))
