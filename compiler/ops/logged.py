@@ -22,7 +22,7 @@ from vta.compiler.ops.common import Epilogue, ScheduledOp
 from vta.config import Environment, get_env
 from vta.errors import ConfigError, ScheduleError, VTAError
 
-__all__ = ["LoggedLine", "LoggedLineError", "build_line", "parse_line", "read_lines", "target_env"]
+__all__ = ["LoggedLine", "LoggedLineError", "build_line", "model_keys", "parse_line", "read_lines", "target_env"]
 
 _TARGET = re.compile(r"^(?:\w+_)?(\d+)x(\d+)_i(\d+)w(\d+)a(\d+)_(\d+)_(\d+)_(\d+)_(\d+)$")
 # What TVM's VTA tuning script fuses after every template (tune_relay_vta.py: right_shift by 8,
@@ -55,28 +55,36 @@ class LoggedLine:
     timestamp: float | None = None  # when the board measured it (Unix time)
 
 
-def target_env(target: str) -> Environment:
-    """The configuration named by a VTA target string (``-model=pynq_1x16_i8w8a32_15_15_18_17`` or the bare model).
+def model_keys(target: str) -> dict[str, int]:
+    """The nine LOG_* configuration keys a VTA target string names (``... -model=pynq_1x16_i8w8a32_15_15_18_17``).
 
-    The logs were measured on hardware version 0.0.1 bitstreams; the datapath is the same design
-    in both versions, so the timing does not depend on it.
+    One parser for every reader of logged targets (``vta model predict``, the tuner's AutoTVM logs).
     """
     model = target.split("-model=")[-1].split()[0] if "-model=" in target else target.strip()
     m = _TARGET.match(model)
     if not m:
         raise ConfigError(f"target {target!r}: expected a VTA model such as pynq_1x16_i8w8a32_15_15_18_17")
-    batch, block, iw, ww, aw, uop, inp, wgt, acc = map(int, m.groups())
-    logs = {}
-    for what, n in (("batch", batch), ("block", block), ("input width", iw), ("weight width", ww),
-                    ("accumulator width", aw)):
+    keys = {}
+    for key, what, text in zip(("LOG_BATCH", "LOG_BLOCK", "LOG_INP_WIDTH", "LOG_WGT_WIDTH", "LOG_ACC_WIDTH"),
+                               ("batch", "block", "input width", "weight width", "accumulator width"), m.groups()):
+        n = int(text)
         if n <= 0 or n & (n - 1):
             raise ConfigError(f"target {target!r}: {what} {n} is not a power of two")
-        logs[what] = int(math.log2(n))
+        keys[key] = int(math.log2(n))
+    sizes = ("LOG_UOP_BUFF_SIZE", "LOG_INP_BUFF_SIZE", "LOG_WGT_BUFF_SIZE", "LOG_ACC_BUFF_SIZE")
+    return {**keys, **dict(zip(sizes, map(int, m.groups()[5:])))}
+
+
+def target_env(target: str) -> Environment:
+    """The configuration a logged VTA target names, as the board that measured it ran it.
+
+    The logs were measured on hardware version 0.0.1 bitstreams; the datapath is the same design
+    in both versions, so the timing does not depend on it.
+    """
     base = get_env()
+    model = target.split("-model=")[-1].split()[0] if "-model=" in target else target.strip()
     return base.replace(TARGET="pynq" if model.startswith("pynq") else base.TARGET, HW_VER="0.0.1",
-                        LOG_BATCH=logs["batch"], LOG_BLOCK=logs["block"], LOG_INP_WIDTH=logs["input width"],
-                        LOG_WGT_WIDTH=logs["weight width"], LOG_ACC_WIDTH=logs["accumulator width"],
-                        LOG_UOP_BUFF_SIZE=uop, LOG_INP_BUFF_SIZE=inp, LOG_WGT_BUFF_SIZE=wgt, LOG_ACC_BUFF_SIZE=acc)
+                        **model_keys(target))
 
 
 def _ints(value: Any, n: int, what: str) -> tuple[int, ...]:

@@ -12,24 +12,24 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from vta.compiler.ops.conv2d_config import Conv2dWorkload
+from vta.compiler.ops.logged import model_keys
 from vta.compiler.tune.errors import TuneError
 from vta.compiler.tune.space import CONV2D_TASK, DENSE_TASK
 from vta.compiler.tune.task import Task, conv2d_task, dense_task
 from vta.config import Environment, get_env
+from vta.errors import ConfigError
 
 __all__ = ["Record", "iter_log", "make_record", "parse_record", "read_log", "target_env", "task_args", "task_of",
            "write_log"]
 
 log = logging.getLogger(__name__)
 
-_MODEL = re.compile(r"^(\w+?)_(\d+)x(\d+)_i(\d+)w(\d+)a(\d+)_(\d+)_(\d+)_(\d+)_(\d+)$")
 # AutoTVM's MeasureErrorNo: 0 is NO_ERROR; we record compile failures and wrong outputs as these.
 NO_ERROR, COMPILE_ERROR, RUNTIME_ERROR, WRONG_ANSWER = 0, 2, 4, 5
 
@@ -122,22 +122,12 @@ def write_log(records: Iterable[Record], out: TextIO) -> None:
 
 
 def target_env(target: str, base: Environment | None = None) -> Environment:
-    """The hardware configuration a target names (``... -model=pynq_1x16_i8w8a32_15_15_18_17``)."""
-    model = target.split("-model=")[-1].split()[0] if "-model=" in target else target.strip()
-    m = _MODEL.match(model)
-    if not m:
-        raise TuneError(f"target {target!r}: expected a VTA model such as pynq_1x16_i8w8a32_15_15_18_17")
-    logs = []
-    for what, n in zip(("batch", "block", "input width", "weight width", "accumulator width"), m.groups()[1:6]):
-        v = int(n)
-        if v <= 0 or v & (v - 1):
-            raise TuneError(f"target {target!r}: {what} {v} is not a power of two")
-        logs.append(v.bit_length() - 1)
-    base = base or get_env()
-    keys = dict(zip(("LOG_BATCH", "LOG_BLOCK", "LOG_INP_WIDTH", "LOG_WGT_WIDTH", "LOG_ACC_WIDTH"), logs))
-    sizes = dict(zip(("LOG_UOP_BUFF_SIZE", "LOG_INP_BUFF_SIZE", "LOG_WGT_BUFF_SIZE", "LOG_ACC_BUFF_SIZE"),
-                     map(int, m.groups()[6:])))
-    return base.replace(**keys, **sizes)
+    """The hardware configuration a target names (``... -model=pynq_1x16_i8w8a32_15_15_18_17``), over ``base``."""
+    try:
+        keys = model_keys(target)
+    except ConfigError as e:
+        raise TuneError(str(e)) from None
+    return (base or get_env()).replace(**keys)
 
 
 def _tensor(arg: Any, what: str) -> tuple[int, ...]:
