@@ -22,7 +22,6 @@ from vta.compiler.program import Program
 from vta.compiler.tune.errors import TuneError
 from vta.compiler.tune.task import Task
 from vta.errors import VTAError
-from vta.runtime.backends.sim import SimBackend
 
 __all__ = ["MEASURERS", "BoardMeasurer", "MeasureResult", "Measurer", "ModelMeasurer", "SimMeasurer",
            "create_measurer", "model_seconds"]
@@ -48,40 +47,16 @@ class MeasureResult:
         return ops / self.seconds / 1e9 if self.ok and self.seconds else 0.0
 
 
-class _RecordingBackend(SimBackend):
-    """The simulator's DRAM and the runtime's verifier, but a run only records its instruction words."""
-
-    capabilities = frozenset({"fixed_address"})
-
-    def __init__(self, env: Any = None):
-        super().__init__(env)
-        self.streams: list[bytes] = []
-
-    def _run(self, insn_phys: int, insn_count: int, timeout_s: float) -> Mapping[str, int]:
-        found = self.dram.find(insn_phys, 16 * insn_count)
-        assert found is not None, "the runtime launched a stream outside its instruction buffer"
-        buf, offset = found
-        self.streams.append(buf.data[offset:offset + 16 * insn_count].tobytes())
-        return self._last
-
-    def _predictor(self) -> None:
-        return None
-
-
 def model_seconds(program: Program, **model_options: Any) -> float:
     """The performance model's time for ``program``: every device run it makes, back to back, not executed.
 
     The one adapter between the tuner and :func:`vta.sim.perf.estimate`; ``model_options`` (e.g.
     a calibrated hardware profile) are passed to it unchanged.
     """
-    from vta.runtime import Runtime
     from vta.sim.perf import estimate
+    from vta.sim.predict import program_streams
 
-    backend = _RecordingBackend(program.env)
-    with Runtime(backend, env=program.env) as rt:
-        program.run(*(np.zeros(p.shape, p.dtype) for p in program.params), runtime=rt)
-    timings = [estimate(s, program.env, **model_options) for s in backend.streams]
-    return sum(t.seconds for t in timings)
+    return sum(estimate(s, program.env, **model_options).seconds for s in program_streams(program))
 
 
 class Measurer(ABC):
