@@ -9,7 +9,7 @@
 3. TopHub's published knobs (``resnet18.TUNED``) against the tree's best after 64 trials and
    the optimum, under the same model.
 
-Prints a table, writes benchmarks/results/tuning.json, tuning.png and resnet18_tuned.log (the
+Prints a table, writes benchmarks/results/tuning.json, tuning.png and compiler/graph/resnet18_tuned.log (the
 tree's best per layer for seed 0 as AutoTVM lines, for ``apply_best``). Every time here is the
 performance model's prediction for the Pynq-Z1 (modeled), not a board measurement.
 """
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import tuning_exhaustive
 
+from vta.compiler.graph.models import RESNET18_TUNING_LOG
 from vta.compiler.ops.resnet18 import RESNET18, TUNED
 from vta.compiler.tune.autotvm_log import make_record, write_log
 from vta.compiler.tune.measure import ModelMeasurer
@@ -71,7 +72,7 @@ def _run(layers: list[str], seeds: int, exhaustive: dict) -> tuple[dict, dict]:
 def _write_best_log(results: dict) -> None:
     """The tree's best configuration per layer (seed 0, 64 trials) as AutoTVM lines, for ``apply_best``."""
     now = time.time()
-    with (RESULTS / "resnet18_tuned.log").open("w") as out:
+    with RESNET18_TUNING_LOG.open("w") as out:  # shipped with the package: vta demo compiles ResNet-18 with it
         write_log([make_record(r.task, r.best.index, r.best.seconds, None, 0.0, now) for r in results.values()], out)
 
 

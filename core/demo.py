@@ -72,13 +72,15 @@ def run_resnet18(progress: _Progress):
     """Quantize, compile and run ResNet-18 once; the bench result (per-layer CPU vs modeled VTA, bit-exact flag)."""
     from vta.compiler.graph import compile_network, quantize
     from vta.compiler.graph.bench import bench
-    from vta.compiler.graph.models import resnet18, resnet18_calibration
+    from vta.compiler.graph.models import RESNET18_TUNING_LOG, resnet18, resnet18_calibration
 
     graph = resnet18()
     cal = resnet18_calibration()
     progress(f"resnet18: quantizing with {len(cal)} calibration images (224x224)")
     qg = quantize(graph, cal)
-    with compile_network(qg, "sim", progress=lambda m: progress(f"resnet18: {m}")) as net:
+    progress(f"resnet18: conv knobs from our tuner ({RESNET18_TUNING_LOG.name}), the default tiler elsewhere")
+    with compile_network(qg, "sim", tuning_log=str(RESNET18_TUNING_LOG),
+                         progress=lambda m: progress(f"resnet18: {m}")) as net:
         progress("resnet18: one inference on the simulator, then the float32 CPU timing")
         return bench(graph, qg, net, resnet18_calibration(1, seed=5)[0], repeat=3)
 

@@ -48,3 +48,29 @@ def test_demo_refuses_empty_or_unknown_model_lists(capsys, arg, msg):
     assert main(["demo", "--models", arg]) == 1
     captured = capsys.readouterr()
     assert msg in captured.err and captured.out == ""
+
+
+def test_demo_compiles_resnet18_with_the_shipped_tuned_knobs(monkeypatch):
+    import vta.compiler.graph as graph
+    from vta import demo
+    from vta.compiler.graph.tuning import load_tuning_log
+    from vta.compiler.ops import resnet18
+    from vta.compiler.ops.conv2d_config import default_conv2d_config
+
+    class Compiled(Exception):
+        pass
+
+    seen = {}
+
+    def compile_network(qg, backend, **options):
+        seen.update(options)
+        raise Compiled
+
+    monkeypatch.setattr(graph, "quantize", lambda g, cal: None)
+    monkeypatch.setattr(graph, "compile_network", compile_network)
+    with pytest.raises(Compiled):
+        demo.run_resnet18(lambda message: None)
+    log = load_tuning_log(seen["tuning_log"])
+    tuned = {name: log.config(resnet18.layer(name)) for name in resnet18.RESNET18}
+    assert None not in tuned.values()
+    assert tuned["C4"] != default_conv2d_config(resnet18.layer("C4"))  # the tuner beat the default tiler there

@@ -4,20 +4,25 @@ Nothing is downloaded. ResNet-18 is the shape users benchmark (224x224x3, 1000 c
 deterministic He-initialised weights, so it checks bit-exactness and speed but classifies
 nothing. The digits CNN was trained by ``python -m vta.compiler.graph.train_digits`` on
 scikit-learn's copy of the UCI handwritten digits (8x8 images); its float weights, the
-held-out split and a calibration batch ship in ``digits_cnn.npz`` (about 70 KB).
+held-out split and a calibration batch ship in ``digits_cnn.npz`` (about 70 KB). ResNet-18's
+conv layers C2-C11 have tuned knobs in ``resnet18_tuned.log`` (AutoTVM lines): the best our tuner
+found with the calibrated performance model as measurer (``benchmarks/tuning.py`` writes it).
 """
 
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
 from vta.compiler.graph.graph import Graph
 
-__all__ = ["DIGITS_FILE", "digits_cnn", "digits_data", "digits_graph", "resnet18", "resnet18_calibration"]
+__all__ = ["DIGITS_FILE", "RESNET18_TUNING_LOG", "digits_cnn", "digits_data", "digits_graph", "resnet18",
+           "resnet18_calibration"]
 
 DIGITS_FILE = "digits_cnn.npz"
+RESNET18_TUNING_LOG = Path(__file__).with_name("resnet18_tuned.log")
 
 
 def _he(rng: np.random.Generator, *shape: int, gain: float = 1.0) -> np.ndarray:
