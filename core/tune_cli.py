@@ -24,11 +24,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--layers", help="ResNet-18 layers, e.g. C2,C8")
     p.add_argument("--trials", type=int, default=32, help="measurements per task (default 32)")
     p.add_argument("--measurer", default="model",
-                   help="model (timing only), sim (run and check), board/pynq (default model)")
+                   help="model (timing only), sim (run and check), board/pynq, rpc (a served board; needs --host) "
+                        "(default model)")
     p.add_argument("--cost-model", default="xgb", help="search strategy: random, grid, xgb or mlp (default xgb)")
     p.add_argument("--log", required=True, help="AutoTVM log to append every measurement to")
     p.add_argument("--png", help="write the tuning curve (best GOPS vs trials) to this PNG")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=4, help="configurations per model round (default 4)")
     p.add_argument("--emulator", help="with --measurer board: a served board emulator instead of the board")
+    p.add_argument("--host", help="with --measurer rpc: the server's URL (tcp+tls://HOST:PORT, ssh://USER@HOST)")
+    p.add_argument("--token-file", help="with --measurer rpc: file holding the server's token")
+    p.add_argument("--cafile", help="with --measurer rpc over tcp+tls: the server's certificate")
     p.set_defaults(func=_cmd_tune)

@@ -4,7 +4,8 @@ Tasks come from ResNet-18 layer names (``--layers C2,C8``) or a JSON-lines file 
 in the format of ``shared/calibration`` (``task``, ``target``, ``workload``; knobs ignored) or
 AutoTVM's own lines. Every measurement is appended to ``--log`` as an AutoTVM record, so
 ``apply_best`` (and TVM) can use the result. Times from the model or the simulator are
-modeled Pynq-Z1 times; only ``--measurer board`` measures.
+modeled Pynq-Z1 times; ``--measurer board`` measures on this machine's board and ``--measurer rpc
+--host URL`` on a board behind ``vta rpc serve`` (the server's device time, without the network).
 """
 
 from __future__ import annotations
@@ -108,9 +109,27 @@ def write_curve_png(curves: dict[str, list[float]], path: str | Path, title: str
     fig.savefig(str(path))
 
 
+def _measurer_options(args: argparse.Namespace) -> dict:
+    """The options of ``--measurer``: the board's emulator, or the rpc server's URL and credentials."""
+    given = {opt: value for opt, value in (("--emulator", args.emulator), ("--host", args.host),
+                                            ("--token-file", args.token_file), ("--cafile", args.cafile)) if value}
+    allowed = {"board": {"--emulator"}, "pynq": {"--emulator"},
+               "rpc": {"--host", "--token-file", "--cafile"}}.get(args.measurer, set())
+    stray = [opt for opt in given if opt not in allowed]
+    if stray:
+        owner = "--measurer rpc" if stray[0] != "--emulator" else "--measurer board"
+        raise TuneError(f"{stray[0]} applies to {owner} only, not --measurer {args.measurer}")
+    if args.measurer == "rpc":
+        if not args.host:
+            raise TuneError("--measurer rpc needs --host URL (tcp+tls://HOST:PORT, ssh://USER@HOST, or tcp:// on "
+                            "loopback)")
+        return {"url": args.host, "token_file": args.token_file, "cafile": args.cafile}
+    return {"emulator": args.emulator} if args.emulator else {}
+
+
 def _tune_one(task: Task, env: Environment, args: argparse.Namespace, transfer: TransferData, out) -> TuneResult:
     print(task.space.describe())
-    measurer = create_measurer(args.measurer, **({"emulator": args.emulator} if args.emulator else {}))
+    measurer = create_measurer(args.measurer, **_measurer_options(args))
     try:
         measurer.open()
         tuner = Tuner(task, measurer, args.cost_model, seed=args.seed, batch=args.batch, transfer=transfer)
@@ -140,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
                                    ("--cost-model", args.cost_model, list(STRATEGIES))):
         if value not in allowed:
             raise TuneError(f"{option} {value!r}: expected one of {', '.join(allowed)}")
+    _measurer_options(args)  # a missing --host or a stray option is an error before any task is read
     if args.tasks:
         tasks = read_tasks(args.tasks)
     else:

@@ -1,9 +1,11 @@
-"""Measurers behind one interface: the performance model, the functional simulator, a board.
+"""Measurers behind one interface: the performance model, the functional simulator, a board, a remote board.
 
 A measurement compiles one configuration and times it. Whatever goes wrong (a compile error, a
 refused stream, a device failure, an output that differs from numpy) is recorded as the
 result's ``error``, never as a time, so a search can neither pick nor learn from it as if it ran.
-The model and the simulator give *modeled* Pynq-Z1 times; only the board measures.
+The model and the simulator give *modeled* Pynq-Z1 times; only a board measures: ``board``
+(the ``pynq`` backend here) by the host's wall time, ``rpc`` (a board behind ``vta rpc serve``)
+by the device time the server measured, so the network round trip is never counted.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from vta.compiler.tune.errors import TuneError
 from vta.compiler.tune.task import Task
 from vta.errors import VTAError
 
-__all__ = ["MEASURERS", "BoardMeasurer", "MeasureResult", "Measurer", "ModelMeasurer", "SimMeasurer",
+__all__ = ["MEASURERS", "BoardMeasurer", "MeasureResult", "Measurer", "ModelMeasurer", "RpcMeasurer", "SimMeasurer",
            "create_measurer", "model_seconds"]
 
 log = logging.getLogger(__name__)
@@ -182,7 +184,7 @@ class BoardMeasurer(_Executing):
     def __init__(self, seed: int = 0, repeat: int = 3, **backend_options: Any):
         super().__init__(seed)
         if repeat < 1:
-            raise TuneError(f"board measurer: repeat={repeat!r}: expected at least 1 run")
+            raise TuneError(f"{self.name} measurer: repeat={repeat!r}: expected at least 1 run")
         self.repeat = repeat
         self.backend_options = backend_options
 
@@ -199,11 +201,50 @@ class BoardMeasurer(_Executing):
         return best
 
 
-MEASURERS = {"model": ModelMeasurer, "sim": SimMeasurer, "board": BoardMeasurer}
+class RpcMeasurer(BoardMeasurer):
+    """A board served by ``vta rpc serve`` (or its emulator): the best server-measured device time of ``repeat`` runs.
+
+    The host's wall time would add the network round trip, the transfers and the server's
+    verification; the server times the device run alone and sends it with each run reply. A
+    server of the simulator (``--sim``) is refused: its run time is the simulator's, not a board's.
+    """
+
+    name, kind = "rpc", "measured on the served board"
+
+    def __init__(self, url: str | None = None, seed: int = 0, repeat: int = 3, **backend_options: Any):
+        if not url:
+            raise TuneError("rpc measurer: give the server's url, e.g. tcp+tls://HOST:PORT or ssh://USER@HOST")
+        super().__init__(seed, repeat, url=url, **backend_options)
+
+    def _runtime(self) -> Any:
+        from vta.runtime import Runtime
+
+        rt = Runtime("rpc", **self.backend_options)
+        served = rt.backend.info.get("backend")
+        if served != "pynq":
+            url = rt.backend.url
+            rt.close()
+            raise TuneError(f"rpc measurer: the server at {url} serves the {served} backend, whose run times are "
+                            "not a board's; serve a board (vta rpc serve, or --emulate), or use --measurer sim")
+        return rt
+
+    def _run(self, program: Program, inputs: list[np.ndarray], out: np.ndarray) -> float:
+        backend = self._rt.backend
+        best = float("inf")
+        for _ in range(self.repeat):
+            before = backend.device_s
+            program.run(*inputs, out, runtime=self._rt)
+            best = min(best, backend.device_s - before)  # every device run of the program, as the server timed it
+        return best
+
+
+# name -> measurer class; ``create_measurer`` passes its options to the constructor.
+MEASURERS: dict[str, type[Measurer]] = {"model": ModelMeasurer, "sim": SimMeasurer, "board": BoardMeasurer,
+                                        "rpc": RpcMeasurer}
 
 
 def create_measurer(name: str, **options: Any) -> Measurer:
-    """A measurer by name: ``model``, ``sim`` or ``board`` (the ``pynq`` backend)."""
+    """A measurer by name: ``model``, ``sim``, ``board`` (the ``pynq`` backend) or ``rpc`` (``url=...``)."""
     if name == "pynq":
         name = "board"
     if name not in MEASURERS:

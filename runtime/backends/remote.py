@@ -6,11 +6,19 @@ and back the bytes the run's STOREs wrote, which update the host copies (``copy_
 ``view`` are then local). ``invalidate`` re-reads a buffer from the device. The runtime verifies
 every stream here before sending it and the server verifies it again before running it. Timing
 and counters are the served device's: counters come with each run, a prediction when asked for.
+
+Times: ``RunStatus.elapsed_s`` keeps the meaning it has for every backend, the host's time inside
+``Backend.run`` (for this one: transfers, the server's verification, the device run and the
+network round trip). What the device itself took, measured by the server around its own run,
+comes with each run reply and is kept apart: :attr:`RemoteBackend.last_device_s` for the last
+run and :attr:`RemoteBackend.device_s` summed over the session (the tuner's ``rpc`` measurer
+uses it, so the network is never counted as device time).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -79,6 +87,8 @@ class RemoteBackend(Backend):
         self._by_handle: dict[int, RemoteBuffer] = {}
         self._counters_last = self._counter_values(self.info.get("counters"))
         self._run_id: int | None = None
+        self.last_device_s: float | None = None  # the last run's device time, as the server measured it
+        self.device_s = 0.0  # the session's device time over all its runs, as the server measured it
 
     def _check_config(self, served: Any) -> None:
         """Programs are built for the host's configuration: the served device must have the same one."""
@@ -158,9 +168,16 @@ class RemoteBackend(Backend):
     def _run(self, insn_phys: int, insn_count: int, timeout_s: float) -> Mapping[str, int] | None:
         request = protocol.Run(self._writes(), insn_phys, insn_count, timeout_s)
         reply = self.conn.call(request, timeout_s + _REPLY_MARGIN_S)
-        stored, run_id, counters = reply.get("stored"), reply.get("run_id"), reply.get("counters")
-        if not isinstance(stored, list) or not isinstance(run_id, int):
+        if set(reply) != set(protocol.RUN_REPLY):
+            raise RemoteError(f"rpc server at {self.url} sent a run reply with fields {sorted(map(str, reply))[:8]}, "
+                              f"expected {sorted(protocol.RUN_REPLY)}")
+        stored, run_id, counters, device_s = (reply[k] for k in ("stored", "run_id", "counters", "device_s"))
+        if not isinstance(stored, list) or not isinstance(run_id, int) or isinstance(run_id, bool):
             raise RemoteError(f"rpc server at {self.url} sent a malformed run reply")
+        if isinstance(device_s, bool) or not isinstance(device_s, (int, float)) or not math.isfinite(device_s) \
+                or not 0 <= device_s <= protocol.MAX_RUN_S:
+            raise RemoteError(f"rpc server at {self.url} sent a run reply whose device_s is not a number of seconds "
+                              f"in 0..{protocol.MAX_RUN_S:g}: {str(device_s)[:40]!r}")
         for entry in stored:
             buf = self._by_handle.get(entry[0]) if isinstance(entry, list) and len(entry) == 3 else None
             if buf is None or not isinstance(entry[1], int) or not isinstance(entry[2], bytes) \
@@ -168,6 +185,8 @@ class RemoteBackend(Backend):
                 raise RemoteError(f"rpc server at {self.url} sent stored bytes outside this session's buffers")
             buf.host[entry[1]:entry[1] + len(entry[2])] = np.frombuffer(entry[2], np.uint8)
         self._run_id = run_id
+        self.last_device_s = float(device_s)
+        self.device_s += self.last_device_s
         self._counters_last = self._counter_values(counters)
         return self._counters_last
 

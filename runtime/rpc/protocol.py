@@ -5,8 +5,11 @@ a 4-byte big-endian length and a msgpack body ``[VERSION, kind, {field: value}]`
 only nil, bool, int, float, str, bytes, arrays and maps (extension types are refused), so nothing
 in a frame can name code to run. Each message is a frozen dataclass; decoding checks the exact
 field set, every field's type (``bool`` is not an int) and its range, so a handler only ever sees
-well-typed values. Frames are bounded: :data:`MAX_FRAME` once authenticated (a whole
-VTA_MAX_XFER buffer plus headroom), :data:`MAX_HELLO_FRAME` before.
+well-typed values. A reply's fields depend on its request; the client checks them (a run reply:
+:data:`RUN_REPLY`). Changing what a message carries changes :data:`VERSION`, so an old peer meets
+a clear version error at hello instead of a reply it misreads. Frames are bounded:
+:data:`MAX_FRAME` once authenticated (a whole VTA_MAX_XFER buffer plus headroom),
+:data:`MAX_HELLO_FRAME` before.
 """
 
 from __future__ import annotations
@@ -19,15 +22,18 @@ from vta.config import MAX_XFER
 from vta.errors import RemoteError, VTAError
 
 __all__ = [
-    "MAX_FRAME", "MAX_HELLO_FRAME", "MAX_WRITES", "VERSION", "Alloc", "Bitstream", "Bye", "Err", "Free", "Hello",
-    "Info", "Message", "Ok", "Read", "Reset", "Run", "Timing", "Write", "decode", "encode", "frame",
+    "MAX_FRAME", "MAX_HELLO_FRAME", "MAX_WRITES", "RUN_REPLY", "VERSION", "Alloc", "Bitstream", "Bye", "Err", "Free",
+    "Hello", "Info", "Message", "Ok", "Read", "Reset", "Run", "Timing", "Write", "decode", "encode", "frame",
 ]
 
-VERSION = 1
+VERSION = 2  # 2: a run reply carries device_s, the server-measured seconds of the device run
 MAX_FRAME = MAX_XFER + (1 << 20)  # one full-size buffer in a frame, plus room for the envelope
 MAX_HELLO_FRAME = 4096  # before authentication a peer may send only a small hello
 MAX_WRITES = 4096  # bulk copies in one request
 MAX_RUN_S = 3600.0
+# The fields of the reply to a run: the request number (for timing), the counters (None without
+# them), the bytes the run stored, and the seconds the device run took as the server measured it.
+RUN_REPLY = ("run_id", "counters", "stored", "device_s")
 HEADER = struct.Struct(">I")
 # Container sizes a frame may declare: a short frame cannot make the decoder build a huge list.
 _LIMITS = {"max_array_len": 1 << 16, "max_map_len": 1 << 10, "max_str_len": 1 << 16, "max_ext_len": 0}
@@ -206,7 +212,8 @@ def decode(body: bytes, kinds: dict[str, type[Message]]) -> Message:
         raise RemoteError("rpc frame: expected [version, kind, fields]")
     version, kind, values = obj
     if version != VERSION or isinstance(version, bool):
-        raise RemoteError(f"rpc frame: protocol version {version!r} is not supported (this side speaks {VERSION})")
+        raise RemoteError(f"rpc frame: protocol version {version!r} is not supported (this side speaks {VERSION}); "
+                          "run the same pynq-vta release on both sides")
     cls = kinds.get(kind)
     if cls is None:
         raise RemoteError(f"rpc frame: unknown message kind {kind[:40]!r}; expected one of {', '.join(kinds)}")

@@ -158,7 +158,8 @@ class Session:
             self.runs.popitem(last=False)
         return {"run_id": run_id,
                 "counters": dict(status.counters) if status.counters is not None else None,
-                "stored": self._stored(req.insn_phys, req.insn_count)}
+                "stored": self._stored(req.insn_phys, req.insn_count),
+                "device_s": float(status.elapsed_s)}  # the device run alone: no transfer, no verification
 
     def _stored(self, insn_phys: int, insn_count: int) -> list:
         """Device-written bytes of the run, one span per buffer, so the host's copies stay current."""

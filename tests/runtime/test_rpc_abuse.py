@@ -101,10 +101,13 @@ def test_wrong_credentials_and_a_request_before_hello(server, env):
     _serves(server, env)
 
 
+V = protocol.VERSION
+
+
 @pytest.mark.parametrize("body", [
-    b"\xc1garbage", b"\x00" * 64, msgpack.packb([1, "hello"]), msgpack.packb([2, "hello", {}]),
-    msgpack.packb([1, "hello", {"token": 5, "client": "x"}]), msgpack.packb([1, "hello", {"token": TOKEN}]),
-    msgpack.packb([1, "exec", {"code": "import os"}]), msgpack.packb([1, "hello", {"token": msgpack.ExtType(1, b"x"),
+    b"\xc1garbage", b"\x00" * 64, msgpack.packb([V, "hello"]), msgpack.packb([V + 1, "hello", {}]),
+    msgpack.packb([V, "hello", {"token": 5, "client": "x"}]), msgpack.packb([V, "hello", {"token": TOKEN}]),
+    msgpack.packb([V, "exec", {"code": "import os"}]), msgpack.packb([V, "hello", {"token": msgpack.ExtType(1, b"x"),
                                                                                    "client": "x"}]),
 ], ids=["bad-byte", "zeros", "short", "version", "type", "fields", "kind", "ext"])
 def test_garbage_frames_are_refused(server, env, body):
