@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 
 import pytest
 
@@ -11,6 +12,7 @@ from tests.compiler.tune_helpers import SMALL
 from vta.cli import main
 from vta.compiler.tune.autotvm_log import read_log
 from vta.compiler.tune.dispatch import apply_best, logged_config
+from vta.runtime.rpc.server import ServerConfig, TcpServer
 
 
 def _tasks_file(tmp_path):
@@ -76,3 +78,50 @@ def test_tune_bad_input_is_a_clear_error(tmp_path, capsys):
     assert err.startswith("vta tune: error: ") and "no-such-board" in err
     with pytest.raises(SystemExit):
         main(["tune", "--layers", "C2", "--tasks", str(empty), "--log", "x"])
+
+
+TOKEN = "a-test-token-of-enough-length"
+
+
+@pytest.fixture
+def rpc_board(board, env, tmp_path):
+    """The emulated board served on loopback with a token, and the token's file."""
+    srv = TcpServer(ServerConfig(mode="emulate", token=TOKEN, env=env, emulator=board)).start()
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    yield f"tcp://127.0.0.1:{srv.address[1]}", str(tmp_path / "token")
+    srv.stop()
+
+
+def test_tune_through_a_served_board(tmp_path, capsys, rpc_board):
+    url, token = rpc_board
+    log = tmp_path / "rpc.log"
+    assert main(["tune", "--tasks", str(_tasks_file(tmp_path)), "--trials", "2", "--measurer", "rpc", "--host", url,
+                 "--token-file", token, "--cost-model", "grid", "--log", str(log)]) == 0
+    out, err = capsys.readouterr()
+    assert "ms measured on the served board" in out and "GOPS (measured on the served board)" in err
+    records = read_log(log)
+    assert len(records) == 4 and all(r.ok and r.mean_cost > 0 for r in records)
+
+
+def test_tune_rpc_errors_are_one_line(tmp_path, capsys, rpc_board):
+    url, _ = rpc_board
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    (tmp_path / "wrong").write_text("not-the-token-at-all")
+    base = ["tune", "--layers", "C9", "--trials", "1", "--log", str(tmp_path / "x.log")]
+    for extra, message in (
+        (["--measurer", "rpc", "--host", "http://127.0.0.1:1"], "rpc url 'http://127.0.0.1:1': the scheme must be"),
+        (["--measurer", "rpc", "--host", "tcp://10.1.2.3:9091"], "plain tcp is allowed only on loopback"),
+        (["--measurer", "rpc", "--host", f"tcp://127.0.0.1:{port}"], f"cannot connect to tcp://127.0.0.1:{port}: "),
+        (["--measurer", "rpc", "--host", url, "--token-file", str(tmp_path / "wrong")],
+         "rpc server refused (auth): authentication failed: wrong or missing token"),
+        (["--measurer", "rpc", "--host", url, "--token-file", str(tmp_path / "missing")],
+         "rpc: cannot read the token file"),
+        (["--measurer", "rpc"], "--measurer rpc needs --host URL"),
+        (["--host", url], "--host applies to --measurer rpc only, not --measurer model"),
+        (["--measurer", "sim", "--emulator", "x"], "--emulator applies to --measurer board only, not --measurer sim"),
+    ):
+        assert main(base + extra) == 1, extra
+        err = capsys.readouterr().err
+        assert err.startswith("vta tune: error: ") and message in err and err.count("\n") == 1, err
