@@ -1,18 +1,19 @@
 """Tuned conv2d knobs from an AutoTVM log (TopHub's ``vta_v0.10.log`` format, record versions 0.1 and 0.2).
 
-Each line is one measured configuration of a ``conv2d_packed.vta`` task: the packed data and
-kernel shapes, strides and padding identify the workload, the entities are the template's
-knobs (``sp`` splits ``[outer, inner]``, ``-1`` standing for "whatever divides", ``ot`` thread
-counts). For every workload the configuration with the lowest mean measured cost and no error
-is kept. Lines of other tasks are skipped.
+Lines are read by the one parser of AutoTVM records (:mod:`vta.compiler.autotvm`). Each is one
+measured configuration of a ``conv2d_packed.vta`` task: the packed data and kernel shapes,
+strides and padding identify the workload, the entities are the template's knobs (``sp``
+splits ``[outer, inner]``, ``-1`` standing for "whatever divides", ``ot`` thread counts). For
+every workload the configuration with the lowest mean measured cost and no error is kept.
+Lines of other tasks are skipped.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
+from vta.compiler.autotvm import RecordError, numbered_lines, parse_record
 from vta.compiler.graph.graph import GraphError
 from vta.compiler.ops.conv2d_config import Conv2dConfig, Conv2dWorkload
 from vta.errors import ScheduleError
@@ -61,20 +62,8 @@ class TuningLog:
         return cfg
 
 
-def _record(line: str) -> tuple[str, list, list, float, bool]:
-    rec = json.loads(line)
-    if "input" in rec:  # version 0.2
-        inp, entities, result = rec["input"], rec["config"]["entity"], rec["result"]
-        task, args = inp[1], inp[2]
-    else:  # version 0.1: {"i": [target, task, args, kwargs, workload, {"e": entities}], "r": result}
-        inp, result = rec["i"], rec["r"]
-        task, args, entities = inp[1], inp[2], inp[5]["e"]
-    costs, error = result[0], result[1]
-    return task, args, entities, sum(costs) / max(len(costs), 1), error == 0
-
-
 def load_tuning_log(path: str | os.PathLike[str]) -> TuningLog:
-    """Read an AutoTVM log; the best conv2d configuration per workload.
+    """Read an AutoTVM log (through :mod:`vta.compiler.autotvm`); the best conv2d configuration per workload.
 
     Raises
     ------
@@ -82,23 +71,22 @@ def load_tuning_log(path: str | os.PathLike[str]) -> TuningLog:
         The file cannot be read, or a line is not an AutoTVM record (naming the line).
     """
     path = os.fspath(path)
-    try:
-        with open(path) as f:
-            lines = f.readlines()
-    except OSError as e:
-        raise GraphError(f"tuning log {path}: cannot read: {e.strerror}") from None
+    lines = numbered_lines(path, lambda why: GraphError(f"tuning log {path}: cannot read: {why}"))
     best: dict[tuple, tuple[float, dict[str, Any]]] = {}
-    for no, line in enumerate(lines, 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
+    for no, line in lines:
         try:
-            task, args, entities, cost, ok = _record(line)
-            if task != _TASK or not ok:
+            rec = parse_record(line)
+            if rec.task != _TASK or not rec.ok:
                 continue
+            args = rec.args
             key = _key(args[0][1], args[1][1], args[2], args[3])
-            knobs = {name: (list(value) if kind == "sp" else value) for name, kind, value in entities}
-        except (ValueError, KeyError, IndexError, TypeError) as e:
-            raise GraphError(f"tuning log {path}, line {no}: not an AutoTVM record ({type(e).__name__}: {e})") from None
-        if key not in best or cost < best[key][0]:
-            best[key] = (cost, knobs)
+            knobs = {name: (list(value) if kind == "sp" else value) for name, kind, value in rec.entity}
+        except RecordError as e:
+            why = f"{type(e.__cause__).__name__}: {e.__cause__}" if e.__cause__ is not None else str(e)
+            raise GraphError(f"tuning log {path}, line {no}: not an AutoTVM record ({why})") from None
+        except (KeyError, IndexError, TypeError) as e:
+            raise GraphError(f"tuning log {path}, line {no}: not a conv2d_packed.vta record ({type(e).__name__}: "
+                             f"{e})") from None
+        if key not in best or rec.mean_cost < best[key][0]:
+            best[key] = (rec.mean_cost, knobs)
     return TuningLog(path, best)

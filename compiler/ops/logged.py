@@ -4,8 +4,9 @@ A logged measurement names a template (``conv2d_packed.vta``, ...), packed tenso
 template's knobs and a VTA target string such as ``pynq_1x16_i8w8a32_15_15_18_17``. This module
 turns one such line into the hardware configuration it ran on and the scheduled operator with
 exactly those knobs, so the performance model can be compared with what the board measured.
-Both formats are accepted: AutoTVM's (``input`` / ``config.entity`` / ``result``) and the
-digest of ``shared/calibration`` (``task`` / ``workload`` / ``knobs`` / ``measured_s``).
+Both formats are accepted: AutoTVM's, both log versions, read by the one parser of AutoTVM
+records (:mod:`vta.compiler.autotvm`), and the digest of ``shared/calibration`` (``task`` /
+``workload`` / ``knobs`` / ``measured_s``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vta.compiler.autotvm import RecordError, is_record, numbered_lines, record_from_json
 from vta.compiler.ops.common import Epilogue, ScheduledOp
 from vta.config import Environment, get_env
 from vta.errors import ConfigError, ScheduleError, VTAError
@@ -96,10 +98,12 @@ def _ints(value: Any, n: int, what: str) -> tuple[int, ...]:
 
 def _from_autotvm(obj: dict, line: int) -> LoggedLine:
     try:
-        target, task, args = obj["input"][:3]
-        entity = obj["config"]["entity"]
-    except (KeyError, TypeError, ValueError) as e:
-        raise LoggedLineError("an AutoTVM line needs input = [target, task, args, ...] and config.entity") from e
+        rec = record_from_json(obj)
+    except RecordError as e:
+        raise LoggedLineError(f"an AutoTVM line: {e}") from e
+    task, args = rec.task, rec.args
+    if not isinstance(args, list):
+        raise LoggedLineError(f"task {task}: expected a list of template arguments, got {args!r}")
     tensors = [a[1] for a in args if isinstance(a, list) and a and a[0] == "TENSOR"]
     if len(tensors) != 2:
         raise LoggedLineError(f"task {task}: expected two TENSOR arguments (data, kernel), got {len(tensors)}")
@@ -113,17 +117,8 @@ def _from_autotvm(obj: dict, line: int) -> LoggedLine:
         kw["strides"], kw["padding"] = _ints(rest[0], 2, "strides"), _ints(rest[1], 4, "padding")
         if len(rest) > 3:
             kw["output_padding"] = _ints(rest[3], 2, "output_padding")
-    knobs = {}
-    for item in entity:
-        if not (isinstance(item, list) and len(item) == 3):
-            raise LoggedLineError(f"config.entity item {item!r}: expected [name, kind, value]")
-        knobs[item[0]] = item[2]
-    result = obj.get("result")
-    measured = stamp = None
-    if isinstance(result, list) and len(result) >= 4 and isinstance(result[0], list) and result[0] and result[1] == 0:
-        measured = sum(result[0]) / len(result[0])
-        stamp = result[3] if isinstance(result[3], (int, float)) else None
-    return LoggedLine(line, task, str(target), tuple(tensors[0]), tuple(tensors[1]), knobs, measured_s=measured,
+    measured, stamp = (rec.mean_cost, rec.timestamp) if rec.ok else (None, None)
+    return LoggedLine(line, task, rec.target, tuple(tensors[0]), tuple(tensors[1]), rec.knobs, measured_s=measured,
                       timestamp=stamp, **kw)
 
 
@@ -159,21 +154,17 @@ def parse_line(text: str, line: int) -> LoggedLine:
         raise LoggedLineError(f"not valid JSON: {e.msg} at column {e.colno}") from e
     if not isinstance(obj, dict):
         raise LoggedLineError(f"expected a JSON object, got {type(obj).__name__}")
-    return _from_autotvm(obj, line) if "input" in obj else _from_digest(obj, line)
+    return _from_autotvm(obj, line) if is_record(obj) else _from_digest(obj, line)
 
 
 def read_lines(path: str | Path) -> Iterator[tuple[int, LoggedLine | LoggedLineError]]:
-    """(1-based line number, parsed line or the error that line gives) for each non-blank line of ``path``."""
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise ConfigError(f"cannot read {str(path)!r}: {e.strerror}") from e
-    for n, raw in enumerate(text.splitlines(), 1):
-        if raw.strip():
-            try:
-                yield n, parse_line(raw, n)
-            except LoggedLineError as e:
-                yield n, e
+    """(1-based line number, parsed line or the error that line gives) for each line of ``path`` that is not
+    blank or a ``#`` comment."""
+    for n, raw in numbered_lines(path, lambda why: ConfigError(f"cannot read {str(path)!r}: {why}")):
+        try:
+            yield n, parse_line(raw, n)
+        except LoggedLineError as e:
+            yield n, e
 
 
 def _split(knobs: dict, name: str, extent: int) -> tuple[int, int]:

@@ -1,22 +1,29 @@
-"""AutoTVM tuning logs (JSON lines) read and written as AutoTVM writes them, and turned into tasks.
+"""AutoTVM tuning logs for the tuner: records read and written as AutoTVM writes them, and turned into tasks.
 
-One line: ``{"input": [target, template, args, {}], "config": {"index", "code_hash", "entity"},
-"result": [[seconds...], error_no, all_cost, timestamp], "version", "tvm_version"}``. A record
-keeps every field as read, so writing it back gives the same JSON; the template arguments
-become a :class:`~vta.compiler.tune.task.Task` for the two templates this compiler has
-(``conv2d_packed.vta``, ``dense_packed.vta``), on the hardware configuration the target names.
+The records themselves (both log versions, every field kept so a line writes back the same) are
+:mod:`vta.compiler.autotvm`'s, the one parser of AutoTVM lines; here a malformed line is a
+:class:`TuneError`, and the template arguments become a :class:`~vta.compiler.tune.task.Task`
+for the two templates this compiler has (``conv2d_packed.vta``, ``dense_packed.vta``), on the
+hardware configuration the target names.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from vta.compiler.autotvm import (
+    COMPILE_ERROR,
+    NO_ERROR,
+    RUNTIME_ERROR,
+    WRONG_ANSWER,
+    Record,
+    RecordError,
+    numbered_lines,
+)
+from vta.compiler.autotvm import parse_record as _parse
 from vta.compiler.ops.conv2d_config import Conv2dWorkload
 from vta.compiler.ops.logged import model_keys
 from vta.compiler.tune.errors import TuneError
@@ -30,69 +37,13 @@ __all__ = ["Record", "iter_log", "make_record", "parse_record", "read_log", "tar
 
 log = logging.getLogger(__name__)
 
-# AutoTVM's MeasureErrorNo: 0 is NO_ERROR; we record compile failures and wrong outputs as these.
-NO_ERROR, COMPILE_ERROR, RUNTIME_ERROR, WRONG_ANSWER = 0, 2, 4, 5
-
-
-@dataclass(frozen=True)
-class Record:
-    """One AutoTVM log line: the task, the knob entity, the measured costs (seconds) and error code."""
-
-    target: str
-    task: str
-    args: list = field(hash=False)
-    index: int
-    entity: list = field(hash=False)
-    costs: tuple[float, ...]
-    error_no: int
-    all_cost: float
-    timestamp: float
-    code_hash: Any = None
-    version: float = 0.2
-    tvm_version: str = "0.7.dev0"
-    extra: dict = field(default_factory=dict, hash=False)  # the input's fourth element (kwargs)
-
-    @property
-    def knobs(self) -> dict[str, Any]:
-        return {name: value for name, _, value in self.entity}
-
-    @property
-    def ok(self) -> bool:
-        return self.error_no == NO_ERROR and bool(self.costs)
-
-    @property
-    def mean_cost(self) -> float:
-        return sum(self.costs) / len(self.costs) if self.ok else math.inf
-
-    def to_json(self) -> str:
-        """The line as AutoTVM writes it."""
-        return json.dumps({"input": [self.target, self.task, self.args, self.extra],
-                           "config": {"index": self.index, "code_hash": self.code_hash, "entity": self.entity},
-                           "result": [list(self.costs), self.error_no, self.all_cost, self.timestamp],
-                           "version": self.version, "tvm_version": self.tvm_version})
-
 
 def parse_record(text: str) -> Record:
-    """One log line; TuneError says what is missing or malformed."""
+    """One log line (AutoTVM log version 0.1 or 0.2); TuneError says what is missing or malformed."""
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TuneError(f"not valid JSON: {e.msg} at column {e.colno}") from e
-    try:
-        target, task, args, extra = obj["input"]
-        cfg, result = obj["config"], obj["result"]
-        entity = cfg["entity"]
-        costs, error_no, all_cost, timestamp = result
-    except (KeyError, TypeError, ValueError) as e:
-        raise TuneError("expected input = [target, template, args, kwargs], config.entity and result = "
-                        "[costs, error_no, all_cost, timestamp]") from e
-    if not (isinstance(entity, list) and all(isinstance(x, list) and len(x) == 3 for x in entity)):
-        raise TuneError(f"config.entity={entity!r}: expected a list of [name, kind, value]")
-    if not (isinstance(costs, list) and all(isinstance(c, (int, float)) for c in costs)):
-        raise TuneError(f"result costs={costs!r}: expected a list of seconds")
-    return Record(str(target), str(task), args, int(cfg.get("index", -1)), entity, tuple(costs), int(error_no),
-                  float(all_cost), float(timestamp), cfg.get("code_hash"), obj.get("version", 0.2),
-                  obj.get("tvm_version", "0.7.dev0"), extra if isinstance(extra, dict) else {})
+        return _parse(text)
+    except RecordError as e:
+        raise TuneError(str(e)) from e
 
 
 def read_log(path: str | Path) -> list[Record]:
@@ -101,14 +52,8 @@ def read_log(path: str | Path) -> list[Record]:
 
 
 def iter_log(path: str | Path) -> Iterator[tuple[int, Record]]:
-    """(1-based line number, record) for each well-formed line; blank lines are ignored."""
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as e:
-        raise TuneError(f"cannot read tuning log {str(path)!r}: {e.strerror}") from e
-    for n, text in enumerate(lines, 1):
-        if not text.strip():
-            continue
+    """(1-based line number, record) for each well-formed line; blank lines and ``#`` comments are ignored."""
+    for n, text in numbered_lines(path, lambda why: TuneError(f"cannot read tuning log {str(path)!r}: {why}")):
         try:
             yield n, parse_record(text)
         except TuneError as e:

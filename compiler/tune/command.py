@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from vta.compiler.autotvm import is_record, numbered_lines
 from vta.compiler.tune.autotvm_log import Record, make_record, parse_record, task_of, write_log
 from vta.compiler.tune.errors import TuneError
 from vta.compiler.tune.measure import MEASURERS, create_measurer
@@ -47,17 +48,12 @@ def _digest_record(obj: dict) -> Record:
 
 def read_tasks(path: str | Path) -> list[tuple[Task, Environment]]:
     """The distinct tasks of a workload file; a line that cannot become a task is skipped with a warning."""
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as e:
-        raise TuneError(f"cannot read task file {str(path)!r}: {e.strerror}") from e
+    lines = numbered_lines(path, lambda why: TuneError(f"cannot read task file {str(path)!r}: {why}"))
     tasks, seen = [], set()
-    for n, text in enumerate(lines, 1):
-        if not text.strip():
-            continue
+    for n, text in lines:
         try:
             obj = json.loads(text)
-            rec = parse_record(text) if isinstance(obj, dict) and "input" in obj else _digest_record(obj)
+            rec = parse_record(text) if is_record(obj) else _digest_record(obj)
             task, env = task_of(rec)
         except (TuneError, json.JSONDecodeError, TypeError) as e:
             log.warning("%s:%d: skipped: %s", path, n, e)

@@ -149,3 +149,52 @@ def test_apply_best_falls_back_to_the_default_tiler_with_a_note(tmp_path, caplog
     assert r50.tile_co == (8, 16) and r50.oc_nthread == 2
     assert dense_cfg.tile_ci == (1, 16)
     assert any("group_conv2d_packed.vta record" in n and "not used" in n for n in notes)
+
+
+def _as_v01(line: str) -> str:
+    """A published (version 0.2) line as AutoTVM wrote the same record in log version 0.1."""
+    obj = json.loads(line)
+    target, task, args, kwargs = obj["input"]
+    cfg = obj["config"]
+    return json.dumps({"i": [target, task, args, kwargs, ["WORKLOAD", task], {"i": cfg["index"], "c": cfg["code_hash"],
+                                                                             "e": cfg["entity"]}],
+                       "r": obj["result"], "v": 0.1})
+
+
+def test_the_three_readers_agree_on_every_published_line_in_both_log_versions(tmp_path):
+    from vta.compiler.graph.tuning import load_tuning_log
+    from vta.compiler.ops.logged import read_lines
+
+    for version, lines in (("0.2", _lines()), ("0.1", [_as_v01(x) for x in _lines()])):
+        path = tmp_path / f"v{version}.log"
+        path.write_text("# a comment AutoTVM skips\n" + "\n".join(lines) + "\n")
+        records = read_log(path)  # the tuner
+        assert [json.loads(r.to_json()) for r in records] == [json.loads(x) for x in lines]  # writes back as read
+        assert {r.version for r in records} == {float(version)}
+        logged = [ln for _, ln in read_lines(path)]  # vta model predict
+        assert [(ln.line, ln.task, ln.knobs, ln.measured_s, ln.timestamp) for ln in logged] == \
+            [(n, r.task, r.knobs, r.mean_cost, r.timestamp) for n, r in enumerate(records, 2)]
+        tuned = load_tuning_log(path)  # the network compiler: the conv2d lines, one per workload
+        conv = [r for r in records if r.task == "conv2d_packed.vta"]
+        assert len(conv) == len(tuned) == 2  # two workloads, one line each
+        assert sorted(json.dumps(k) for _, k in tuned.best.values()) == sorted(json.dumps(r.knobs) for r in conv)
+
+
+def test_a_malformed_line_names_itself_in_every_reader(tmp_path, caplog):
+    from vta.compiler.graph.graph import GraphError
+    from vta.compiler.graph.tuning import load_tuning_log
+    from vta.compiler.ops.logged import LoggedLineError, read_lines
+
+    bad = json.loads(_as_v01(_lines()[0]))
+    del bad["r"]
+    path = tmp_path / "bad.log"
+    path.write_text(_lines()[0] + "\n" + json.dumps(bad) + "\n")
+    with caplog.at_level(logging.WARNING):
+        assert len(read_log(path)) == 1
+    assert caplog.records[0].getMessage() == (f"{path}:2: skipped a malformed AutoTVM record: expected input = "
+                                              "[target, template, args, kwargs], config.entity and result = "
+                                              "[costs, error_no, all_cost, timestamp]")
+    (n, err), = [(n, x) for n, x in read_lines(path) if isinstance(x, LoggedLineError)]
+    assert n == 2 and str(err).startswith("an AutoTVM line: expected input = ")
+    with pytest.raises(GraphError, match=r"^tuning log .*bad\.log, line 2: not an AutoTVM record \(KeyError: 'r'\)$"):
+        load_tuning_log(path)
