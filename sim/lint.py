@@ -1,16 +1,16 @@
 """Hardware-divergence lint: constructs the Xilinx Pynq bitstream executes differently (spec §3.11, §2.7).
 
 The reference simulator and the HLS design agree on every program the VTA compiler emits, but
-not on these: ALU MUL and LOAD ACC_8BIT (not in the HLS design), padded WGT loads (pads
-ignored), UOP loads with y_size > 1 or padding (only x_size micro-ops copied), shift amounts
-outside -15..15 (HLS uses the low 5 bits, signed), and STOREs of accumulator entries whose
-8-bit output shadow was not written by the instruction that last wrote them (LOAD ACC, reset
-GEMM, MUL), accumulating GEMMs that write one entry twice within three micro-ops (the HLS
-pipeline declares no dependence, spec §3.3), and GEMM/ALUs that run micro-ops a 2-D or padded
-UOP load wrote in the reference but not on the bitstream (those hold whatever the micro-op SRAM
-held before). The first five are visible in the instruction words
-(immediate shifts) or in the data (two-operand shifts); the last three need the accumulator entries
-every GEMM/ALU writes or the micro-ops it runs, so they are tracked during a run in ``pynq`` fidelity mode
+not on these: ALU MUL and LOAD ACC_8BIT (not in the HLS design); padded WGT loads (pads
+ignored); UOP loads with y_size > 1 or padding (only x_size micro-ops copied); shift amounts
+outside -15..15 (HLS uses the low 5 bits, signed); STOREs of accumulator entries whose 8-bit
+output shadow was not written by the instruction that last wrote them (LOAD ACC, reset GEMM,
+MUL); accumulating GEMMs that write one entry twice within three micro-ops (the HLS pipeline
+declares no dependence, spec §3.3); GEMMs and ALUs that run micro-ops a 2-D or padded UOP load
+writes in the reference but not on the bitstream (there they hold whatever the micro-op SRAM
+held before). The first five are visible in the instruction words (immediate shifts) or in the
+data (two-operand shifts); the last three need the accumulator entries every GEMM/ALU writes or
+the micro-ops it runs, so they are tracked during a run in ``pynq`` fidelity mode
 (:mod:`vta.sim.hardware`).
 """
 

@@ -210,3 +210,17 @@ def test_rand_008_hw_exec_refusal_names_the_micro_op_the_bitstream_never_loaded(
                                      "reference execution has no such race: LOAD UOP instruction 23 writes micro-op "
                                      "7181 in the reference but not on the bitstream")
     assert lint_vector(load_vector(vectors_dir / "random" / "rand_008")).error is None
+
+
+def test_cli_hw_exec_refusal_of_rand_008_says_the_race_is_the_bitstreams(vectors_dir, capsys):
+    from vta.cli import main
+
+    d = str(vectors_dir / "random" / "rand_008")
+    assert main(["sim", "run-vector", d, "--fidelity", "pynq", "--hw-exec"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("refused: race: instruction 24, compute module: on the Pynq bitstream ALU overwrites ACC "
+                          "entries 0..67 (20 entries) that instruction 21 (store) reads, with no dependency token "
+                          "ordering the two, so what the bitstream computes depends on timing; the reference "
+                          "execution has no such race: LOAD UOP instruction 23 writes micro-op 7181 in the "
+                          "reference but not on the bitstream")
+    assert main(["sim", "run-vector", d]) == 0  # the reference execution matches the golden files
