@@ -70,17 +70,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from urllib.parse import urlsplit
+    from vta.bitstream.store import DEFAULT_TIMEOUT_S, DISTRO_URL, check_base_url, fetch
 
-    from vta.bitstream.store import DEFAULT_TIMEOUT_S, DISTRO_URL, fetch
-
-    url = args.url or DISTRO_URL
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise BitstreamError(f"--url {url!r} is not an http:// or https:// URL with a host")
+    url = check_base_url(args.url or DISTRO_URL)  # before the configuration note; fetch checks it again
     timeout = DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout
-    if not timeout > 0:
-        raise BitstreamError(f"--timeout {timeout:g}: must be more than 0 seconds")
     env, note = _file_env()
     if note:
         print(note.replace("checked against", "fetching the release of"))

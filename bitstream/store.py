@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import ipaddress
 import logging
 import os
 import tempfile
@@ -19,18 +20,20 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import SplitResult, urlsplit
 
 from vta.bitstream.header import BitHeader, parse_header
 from vta.bitstream.manifest import RELEASES, BitstreamRecord, by_sha256, expected_for, extension_for, lookup
 from vta.config import Environment, cache_dir, get_env, sudo_user_cache_dir
 from vta.errors import BitstreamError, BitstreamMismatch
 
-__all__ = ["DEFAULT_TIMEOUT_S", "DISTRO_URL", "VerifiedBitstream", "cache_path", "cache_root", "fetch",
-           "release_path", "verify"]
+__all__ = ["DEFAULT_TIMEOUT_S", "DISTRO_URL", "VerifiedBitstream", "cache_path", "cache_root", "check_base_url",
+           "fetch", "release_path", "verify"]
 
 DISTRO_URL = "https://github.com/uwsampl/vta-distro/raw/master/bitstreams"
 DEFAULT_TIMEOUT_S = 30.0
 _CHUNK = 1 << 16
+_LOOPBACK_NAMES = ("localhost",)
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +187,64 @@ def verify(path: str | os.PathLike[str] | None = None, env: Environment | None =
     return VerifiedBitstream(path, len(data), sha, header, record)
 
 
+def _redacted(url: str, parts: SplitResult) -> str:
+    """The URL with any password replaced, so an error message never repeats a secret."""
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str) -> str:
+    """Refuse a distribution URL a bitstream must not come from; returns it without a trailing ``/``.
+
+    Allowed: ``https://HOST/...``; ``file:`` for a local copy (``file:///path`` or
+    ``file://localhost/path``); plain ``http://`` only to a loopback host (``localhost``,
+    127.0.0.0/8, ``::1``), where nothing crosses the network. Credentials in the URL are refused:
+    they would be sent in the clear to every redirect and written to logs.
+
+    Raises
+    ------
+    BitstreamError
+        The URL is malformed, has another scheme, no host, a remote ``http://`` host, or credentials;
+        the message names the URL (with any password masked).
+    """
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError as e:
+        raise BitstreamError(f"bitstream base URL {url!r} is malformed: {e}") from None
+    shown = _redacted(url, parts)
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http", "file"):
+        raise BitstreamError(f"bitstream base URL {shown!r}: scheme {parts.scheme + ':' if parts.scheme else 'missing'}"
+                             f" is not allowed: use https://HOST/..., or file:///PATH for a local copy")
+    if parts.username is not None or parts.password is not None:
+        raise BitstreamError(f"bitstream base URL {shown!r} contains credentials (user@ or user:password@); the "
+                             "distribution is public, so remove them")
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path:
+            raise BitstreamError(f"bitstream base URL {shown!r}: a file: URL must name a local path, as "
+                                 "file:///PATH or file://localhost/PATH")
+        return url.rstrip("/")
+    if not parts.hostname or not port_ok:
+        raise BitstreamError(f"bitstream base URL {shown!r} has no host" if not parts.hostname else
+                             f"bitstream base URL {shown!r} has port 0")
+    if scheme == "http" and not _loopback(parts.hostname):
+        raise BitstreamError(f"bitstream base URL {shown!r}: plain http:// is allowed only to this machine "
+                             f"(localhost, 127.0.0.1, ::1); use https://{parts.netloc}{parts.path}")
+    return url.rstrip("/")
+
+
 def _download(url: str, out: BinaryIO, limit: int, timeout: float, what: str) -> None:
     """Stream ``url`` into ``out``, refusing more than ``limit`` bytes; BitstreamError on any failure."""
     opener = urllib.request.build_opener()  # a fresh opener, so proxy settings are read now
@@ -226,6 +287,7 @@ def fetch(env: Environment | None = None, *, base_url: str = DISTRO_URL, expecte
         The configuration whose release to fetch (default: the active one).
     base_url : str
         The distribution's ``bitstreams/`` URL; the file is ``<base_url>/<TARGET>/<HW_VER>/<name>``.
+        Checked by :func:`check_base_url` (https, file: for a local copy, http only to loopback).
     expected : BitstreamRecord, optional
         The record to fetch and verify instead of the manifest's entry for ``env``.
     force : bool
@@ -245,7 +307,8 @@ def fetch(env: Environment | None = None, *, base_url: str = DISTRO_URL, expecte
     BitstreamMismatch
         The download (or the cached copy) differs from the release; nothing new is left in the cache.
     BitstreamError
-        No release exists for the configuration (HTTP 404 included), or the download failed or timed out.
+        The base URL or the timeout is refused; no release exists for the configuration (HTTP 404
+        included), or the download failed or timed out.
 
     Example
     -------
@@ -253,6 +316,9 @@ def fetch(env: Environment | None = None, *, base_url: str = DISTRO_URL, expecte
     >>> fetch(load_config(target="pynq"))
     PosixPath('/home/xilinx/.vta_cache/pynq/0_0_2/1x16_i8w8a32_15_15_18_17.bit')
     """
+    base_url = check_base_url(base_url)
+    if not timeout > 0:
+        raise BitstreamError(f"timeout {timeout:g}: must be more than 0 seconds")
     env = env if env is not None else get_env()
     record = expected if expected is not None else expected_for(env, manifest)
     _check_record(record, env, "the expected record")
@@ -263,7 +329,7 @@ def fetch(env: Environment | None = None, *, base_url: str = DISTRO_URL, expecte
         except BitstreamError as e:
             raise type(e)(f"{e}; run `vta bitstream fetch --force` to replace the cached file") from e
         return dest
-    url = f"{base_url.rstrip('/')}/{record.key}"
+    url = f"{base_url}/{record.key}"
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{record.filename}.", suffix=".part", dir=dest.parent)

@@ -12,6 +12,7 @@ instruction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,6 +90,9 @@ class AccessTracker:
         # Reads of unwritten memory are reported after races and termination defects (the order the
         # golden vectors classify by), so the first one is kept here instead of raised at once.
         self.uninit: UninitSramError | None = None
+        # Set for a pass with the bitstream's semantics (hw_exec) after the reference pass found no race: given
+        # the race's GEMM/ALU, says why the reference execution has no such race.
+        self.hw_cause: Callable[[int], str] | None = None
 
     def _note_uninit(self, error: UninitSramError) -> None:
         if self.uninit is None:
@@ -120,10 +124,9 @@ class AccessTracker:
         if self.sched.module[i] == reader:
             seq = int(lw.max())
             if seq > self.sched.vc[i, writer]:
-                raise RaceError(
-                    f"{what} reads {buf.upper()} entries {describe(idx)} written by instruction "
-                    f"{self._insn(writer, seq)} ({MODULES[writer]}) with no dependency token ordering the two",
-                    index=i, module=MODULES[reader])
+                j = self._insn(writer, seq)
+                raise self._race(f"{what} reads {buf.upper()} entries {describe(idx)} written by instruction {j} "
+                                 f"({MODULES[writer]})", i, reader, i if reader == COMPUTE_MODULE else j)
             self.last_read[buf][idx] = self.sched.seq[i]
 
     def write(self, buf: str, idx: Index, i: int, what: str) -> None:
@@ -132,11 +135,18 @@ class AccessTracker:
         lr = self.last_read[buf][idx]
         seq = int(lr.max()) if lr.size else 0
         if seq > self.sched.vc[i, reader]:
-            raise RaceError(
-                f"{what} overwrites {buf.upper()} entries {describe(idx)} that instruction {self._insn(reader, seq)} "
-                f"({MODULES[reader]}) reads, with no dependency token ordering the two",
-                index=i, module=MODULES[writer])
+            j = self._insn(reader, seq)
+            raise self._race(f"{what} overwrites {buf.upper()} entries {describe(idx)} that instruction {j} "
+                             f"({MODULES[reader]}) reads,", i, writer, i if writer == COMPUTE_MODULE else j)
         self.last_write[buf][idx] = self.sched.seq[i]
+
+    def _race(self, what: str, i: int, module: int, compute: int) -> RaceError:
+        """The race found at instruction i; ``compute`` is its GEMM/ALU side."""
+        text = f"{what} with no dependency token ordering the two"
+        if self.hw_cause is not None:
+            text = (f"on the Pynq bitstream {text}, so what the bitstream computes depends on timing; "
+                    f"{self.hw_cause(compute)}")
+        return RaceError(text, index=i, module=MODULES[module])
 
     def load_uops(self, lo: int, hi: int) -> None:
         self.uop_written[lo:hi] = True

@@ -171,6 +171,8 @@ class SimDevice:
             written = track.written()
             track = AccessTracker(self.sram.depths, prog.sched, {b: np.ones_like(m) for b, m in written.items()})
         self._fidelity = fid = PynqFidelity(self.env, self.sram, prog.stream, hw_exec)
+        if hw_exec:  # the reference pass found no race, so one found now exists only on the bitstream
+            track.hw_cause = fid.track.race_cause
         try:
             self._checked(prog, found, counters, execute, undo, [], track)
         except ProgramError:
@@ -252,6 +254,8 @@ class SimDevice:
         if f["iter_out"] == 0 or f["iter_in"] == 0 or f["uop_end"] == f["uop_bgn"]:
             return None
         track.read_uops(f["uop_bgn"], f["uop_end"], i, what)
+        if self._fidelity is not None:
+            self._fidelity.uops(i, f["uop_bgn"], f["uop_end"])
         return self.sram.uop[f["uop_bgn"]:f["uop_end"]]
 
     def _gemm(self, f: dict[str, int], words: tuple[int, int], i: int, track: AccessTracker,

@@ -46,7 +46,7 @@ class PynqFidelity:
 
     def __init__(self, env: Environment, sram: Sram, stream: DecodedStream, hw_exec: bool):
         self.env, self.sram, self.hw_exec = env, sram, hw_exec
-        self.track = ShadowTracker(env.ACC_BUFF_DEPTH)
+        self.track = ShadowTracker(env.ACC_BUFF_DEPTH, env.UOP_BUFF_DEPTH)
         for d in static_divergences(stream):
             self.track.add(d)
         self._fetch_hang(stream)
@@ -70,6 +70,8 @@ class PynqFidelity:
         if d.memory_type in (MEM_ACC, MEM_ACC_8BIT):
             self.track.wrote(i, slice(d.sram_lo, d.sram_hi), LOAD_ACC)
         mt = d.memory_type
+        if mt == MEM_UOP:
+            self.track.uop_load(i, d.sram_lo, 0 if found is None else d.x, d.sram_hi)
         if not self.hw_exec or mt in (MEM_INP, MEM_ACC):
             return ref  # INP and ACC loads, pads included, behave as in the reference
         padded = d.y_total != d.y or d.x_total != d.x
@@ -99,6 +101,10 @@ class PynqFidelity:
         return step
 
     # --- GEMM / ALU -------------------------------------------------------------------------
+    def uops(self, i: int, lo: int, hi: int) -> None:
+        """GEMM/ALU ``i`` is about to run micro-ops lo..hi-1 (before its race checks, which may need to know)."""
+        self.track.uops_run(i, lo, hi)
+
     def gemm(self, i: int, f: dict[str, int], plan: GemmPlan, uops: np.ndarray, ref: Step) -> Step:
         self.track.wrote(i, plan.acc_set, RESET_GEMM if plan.reset else SHADOWED)
         if not plan.reset:

@@ -1,14 +1,16 @@
 """Hardware-divergence lint: constructs the Xilinx Pynq bitstream executes differently (spec §3.11, §2.7).
 
 The reference simulator and the HLS design agree on every program the VTA compiler emits, but
-not on these: ALU MUL and LOAD ACC_8BIT (not in the HLS design), padded WGT loads (pads
-ignored), UOP loads with y_size > 1 or padding (only x_size micro-ops copied), shift amounts
-outside -15..15 (HLS uses the low 5 bits, signed), and STOREs of accumulator entries whose
-8-bit output shadow was not written by the instruction that last wrote them (LOAD ACC, reset
-GEMM, MUL), and accumulating GEMMs that write one entry twice within three micro-ops (the HLS
-pipeline declares no dependence, spec §3.3). The first five are visible in the instruction words
-(immediate shifts) or in the data (two-operand shifts); the last two need the accumulator entries
-every GEMM/ALU writes, so they are tracked during a run in ``pynq`` fidelity mode
+not on these: ALU MUL and LOAD ACC_8BIT (not in the HLS design); padded WGT loads (pads
+ignored); UOP loads with y_size > 1 or padding (only x_size micro-ops copied); shift amounts
+outside -15..15 (HLS uses the low 5 bits, signed); STOREs of accumulator entries whose 8-bit
+output shadow was not written by the instruction that last wrote them (LOAD ACC, reset GEMM,
+MUL); accumulating GEMMs that write one entry twice within three micro-ops (the HLS pipeline
+declares no dependence, spec §3.3); GEMMs and ALUs that run micro-ops a 2-D or padded UOP load
+writes in the reference but not on the bitstream (there they hold whatever the micro-op SRAM
+held before). The first five are visible in the instruction words (immediate shifts) or in the
+data (two-operand shifts); the last three need the accumulator entries every GEMM/ALU writes or
+the micro-ops it runs, so they are tracked during a run in ``pynq`` fidelity mode
 (:mod:`vta.sim.hardware`).
 """
 
@@ -21,7 +23,7 @@ import numpy as np
 
 from vta.errors import ProgramError
 from vta.isa import ALU_MUL, ALU_SHR, MEM_ACC_8BIT, MEM_UOP, MEM_WGT, MODULES, OP_ALU, OP_LOAD, DecodedStream
-from vta.sim.checks import Index
+from vta.sim.checks import Index, as_index, describe
 
 if TYPE_CHECKING:
     from vta.sim.vector import Vector, VectorRun
@@ -41,6 +43,9 @@ KINDS = {
     "gemm_pipeline": "GEMM micro-op writes an accumulator entry that one of the two micro-ops before it wrote: the "
                      "HLS loop is pipelined at II=1 with no dependence declared on the accumulator, so an update "
                      "can be lost",
+    "uop_unloaded": "GEMM/ALU runs micro-ops that its LOAD UOP writes in the reference but the bitstream does not "
+                    "(the HLS UOP load copies only x_size micro-ops): on the bitstream they hold whatever the "
+                    "micro-op SRAM held before (what earlier programs left; zero on a fresh simulated device)",
 }
 # Last writer of an accumulator entry, as far as the output shadow is concerned.
 SHADOWED, LOAD_ACC, RESET_GEMM, MUL = 0, 1, 2, 3
@@ -91,9 +96,12 @@ def static_divergences(s: DecodedStream) -> list[Divergence]:
 class ShadowTracker:
     """Which instruction last wrote each accumulator entry and whether it also wrote the 8-bit shadow."""
 
-    def __init__(self, depth: int):
+    def __init__(self, depth: int, uop_depth: int):
         self.kind = np.zeros(depth, dtype=np.int8)
         self.writer = np.full(depth, -1, dtype=np.int64)
+        # Per micro-op entry: the LOAD UOP that writes it in the reference but not on the bitstream (-1: none).
+        self.uop_gap = np.full(uop_depth, -1, dtype=np.int64)
+        self.unloaded: dict[int, np.ndarray] = {}  # GEMM/ALU index -> the gap micro-ops it ran
         self.found: list[Divergence] = []
         self._seen: set[tuple[int, str]] = set()
 
@@ -109,6 +117,39 @@ class ShadowTracker:
     def wrote(self, index: int, idx: Index, how: int) -> None:
         self.kind[idx] = how
         self.writer[idx] = index
+
+    def uop_load(self, index: int, lo: int, copied: int, hi: int) -> None:
+        """A LOAD UOP writes entries lo..hi-1 in the reference, only lo..lo+copied-1 on the bitstream."""
+        self.uop_gap[lo:lo + copied] = -1
+        self.uop_gap[lo + copied:hi] = index
+
+    def uops_run(self, index: int, lo: int, hi: int) -> None:
+        """A GEMM/ALU runs micro-ops lo..hi-1: note those the bitstream never loaded."""
+        gap = np.flatnonzero(self.uop_gap[lo:hi] >= 0)
+        if len(gap):
+            self.unloaded[index] = lo + gap
+            ups, loads = self._unloaded(index)
+            self.note(index, "compute", "uop_unloaded", f" ({ups}, left out by {loads})")
+
+    def _unloaded(self, index: int) -> tuple[str, str]:
+        """The micro-ops GEMM/ALU ``index`` ran that the bitstream did not load, and the LOAD UOPs that skipped them."""
+        ups = self.unloaded[index]
+        loads = sorted({int(i) for i in self.uop_gap[ups]})
+        return (f"micro-op {int(ups[0])}" if len(ups) == 1 else f"micro-ops {describe(as_index(ups))}",
+                f"LOAD UOP instruction{'s' if len(loads) > 1 else ''} {', '.join(map(str, loads))}")
+
+    def race_cause(self, compute: int) -> str:
+        """Why a race found only with the bitstream's semantics is absent from the reference execution."""
+        if compute not in self.unloaded:
+            return (f"the reference execution has no such race: on the bitstream instruction {compute} runs other "
+                    "micro-ops than in the reference (see the uop_2d divergences)")
+        ups, loads = self._unloaded(compute)
+        one = len(self.unloaded[compute]) == 1
+        it, holds = ("it", "it holds") if one else ("them", "they hold")
+        return (f"the reference execution has no such race: {loads} writes {ups} in the reference but not on the "
+                f"bitstream, which copies only x_size micro-ops; instruction {compute} runs {it}, and on the "
+                f"bitstream {holds} whatever the micro-op SRAM held before the run (what earlier programs left; "
+                "zero on a fresh simulated device), so the instruction touches other entries than in the reference")
 
     def store(self, index: int, lo: int, hi: int) -> None:
         """A STORE reads entries lo..hi-1 through the shadow."""

@@ -62,6 +62,13 @@ def blocks(path: Path) -> list[Block]:
 ALL = [b for p in DOCS for b in blocks(p)]
 
 
+def test_no_document_cites_the_unshipped_spec():
+    """The reference spec is not shipped with the package: a document states the rule or links upstream."""
+    cites = [f"{p.relative_to(ROOT)}:{n}: {line.strip()}" for p in DOCS
+             for n, line in enumerate(p.read_text().splitlines(), 1) if "§" in line]
+    assert cites == []
+
+
 def test_every_block_declares_a_known_language():
     assert [b.where for b in ALL if b.language not in LANGUAGES] == []
     assert sum(b.language == "python" for b in ALL) >= 5 and sum(b.language == "sh" for b in ALL) >= 3

@@ -79,3 +79,15 @@ def test_bitstream_needs_a_subcommand():
     with pytest.raises(SystemExit) as e:
         main(["bitstream"])
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize("url, message", [
+    ("ftp://example.org/x", "'ftp://example.org/x': scheme ftp: is not allowed"),
+    ("http://", "'http://' has no host"),
+    ("https://me:s3cret@example.org/b", "'https://me:***@example.org/b' contains credentials"),
+])
+def test_fetch_refuses_a_bad_url_with_the_librarys_check(url, message, capsys, vta_cache):
+    assert main(["bitstream", "fetch", "--url", url]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"vta bitstream fetch: error: bitstream base URL {message}")
+    assert "s3cret" not in err

@@ -1,5 +1,6 @@
 import dataclasses
 import hashlib
+import re
 import socket
 import stat
 import time
@@ -7,7 +8,7 @@ import time
 import pytest
 
 from tests.bitstream.synth import make_bit, record_for
-from vta.bitstream.store import DISTRO_URL, cache_path, cache_root, fetch, release_path, verify
+from vta.bitstream.store import DISTRO_URL, cache_path, cache_root, check_base_url, fetch, release_path, verify
 from vta.errors import BitstreamError, BitstreamMismatch
 
 NAME = "1x16_i8w8a32_15_15_18_17.bit"
@@ -271,3 +272,58 @@ def test_fetch_into_an_unusable_cache(tmp_path, monkeypatch, served, pynq_env):
                        rf"{release_path(record)}: "):
         fetch(pynq_env, base_url=served.url, expected=record, force=True)
     assert _files(tmp_path / "cache") == []
+
+
+# --- base URL checks ---------------------------------------------------------------------------
+@pytest.mark.parametrize("url, message", [
+    ("notaurl", "'notaurl': scheme missing is not allowed: use https://HOST/..., or file:///PATH for a local copy"),
+    ("ftp://example.org/x", "'ftp://example.org/x': scheme ftp: is not allowed: use https://HOST/..., or "
+                            "file:///PATH for a local copy"),
+    ("https://", "'https://' has no host"),
+    ("http://", "'http://' has no host"),
+    ("https://example.org:0/b", "'https://example.org:0/b' has port 0"),
+    ("http://example.org/bitstreams", "'http://example.org/bitstreams': plain http:// is allowed only to this "
+                                      "machine (localhost, 127.0.0.1, ::1); use https://example.org/bitstreams"),
+    ("https://me:s3cret@example.org/b", "'https://me:***@example.org/b' contains credentials (user@ or "
+                                        "user:password@); the distribution is public, so remove them"),
+    ("https://token@example.org/b", "'https://token@example.org/b' contains credentials (user@ or "
+                                    "user:password@); the distribution is public, so remove them"),
+    ("file://example.org/srv/b", "'file://example.org/srv/b': a file: URL must name a local path, as "
+                                 "file:///PATH or file://localhost/PATH"),
+    ("file:", "'file:': a file: URL must name a local path, as file:///PATH or file://localhost/PATH"),
+    ("https://example.org:99999/b", "'https://example.org:99999/b' is malformed: Port out of range 0-65535"),
+])
+def test_bad_base_url_is_refused_naming_it(url, message):
+    with pytest.raises(BitstreamError, match=f"^bitstream base URL {re.escape(message)}$"):
+        check_base_url(url)
+
+
+@pytest.mark.parametrize("url, checked", [
+    (DISTRO_URL, DISTRO_URL), ("https://example.org/b/", "https://example.org/b"),
+    ("http://127.0.0.1:8000/b", "http://127.0.0.1:8000/b"), ("http://localhost/b", "http://localhost/b"),
+    ("http://[::1]:80/b", "http://[::1]:80/b"), ("file:///srv/b", "file:///srv/b"),
+    ("file://localhost/srv/b", "file://localhost/srv/b"),
+])
+def test_good_base_url_is_accepted(url, checked):
+    assert check_base_url(url) == checked
+
+
+def test_fetch_checks_the_url_and_timeout_before_touching_cache_or_network(vta_cache, pynq_env):
+    record = record_for(make_bit(), pynq_env)
+    with pytest.raises(BitstreamError, match=r"^bitstream base URL 'https://me:\*\*\*@example\.org/b' contains "
+                                             r"credentials"):
+        fetch(pynq_env, base_url="https://me:s3cret@example.org/b", expected=record)
+    with pytest.raises(BitstreamError, match=r"^bitstream base URL 'http://example\.org/b': plain http:// is "
+                                             r"allowed only to this machine"):
+        fetch(pynq_env, base_url="http://example.org/b", expected=record)
+    with pytest.raises(BitstreamError, match=r"^timeout 0: must be more than 0 seconds$"):
+        fetch(pynq_env, base_url=DISTRO_URL, expected=record, timeout=0)
+    assert _files(vta_cache) == []
+
+
+def test_fetch_from_a_local_copy_with_a_file_url(vta_cache, tmp_path, pynq_env):
+    blob = make_bit()
+    _put(tmp_path / "mirror" / "bitstreams" / REMOTE, blob)
+    path = fetch(pynq_env, base_url=(tmp_path / "mirror" / "bitstreams").as_uri() + "/",
+                 expected=record_for(blob, pynq_env))
+    assert path.read_bytes() == blob and _files(vta_cache) == [f"pynq/0_0_2/{NAME}"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.sim.programs import load_uops, program, put
-from tests.sim.test_device import store
+from tests.sim.programs import load_uops, program, put, uop_words
+from tests.sim.test_device import acc_load, shift0, store
 from tests.sim.test_lint import stored
 from vta.errors import RaceError
 from vta.isa import (
@@ -23,6 +23,7 @@ from vta.isa import (
     MemInsn,
 )
 from vta.sim.device import SimDevice
+from vta.sim.lint import KINDS, lint_vector
 from vta.sim.vector import load_vector
 
 ACC = np.arange(4 * 16, dtype=np.int32).reshape(4, 16) * 37 - 1000
@@ -149,3 +150,77 @@ def test_refused_hw_exec_run_leaves_dram_unchanged(dev):
                                         r"by instruction 0 \(compute\) with no dependency token"):
         p.run(fidelity="pynq", hw_exec=True)
     assert np.array_equal(out.data, before)
+
+
+def _stale_uop_program(dev, one_d: bool = False):
+    """A 2-D LOAD UOP (y_size 2, x_size 1) whose second micro-op only the reference loads, then an ALU using it.
+
+    The reference's micro-ops select ACC entries 4 and 5, which the STORE of entries 0..3 never reads; on the
+    bitstream the second micro-op is the SRAM's old zero and selects entry 0, which the STORE reads with no
+    token between them. ``one_d`` loads the same two micro-ops with one 1-D LOAD instead, as the runtime does.
+    """
+    words = put(dev, uop_words(dev, [(4, 4, 0), (5, 5, 0)]))
+    shape = dict(y_size=1, x_size=2, x_stride=2) if one_d else dict(y_size=2, x_size=1, x_stride=1)
+    uop2d = MemInsn(memory_type=MEM_UOP, dram_base=words.phys_addr // 4, sram_base=10, **shape)
+    alu = AluInsn(alu_opcode=ALU_ADD, use_imm=1, imm=1, uop_bgn=10, uop_end=12)
+    st, out = store(dev, pop_prev_dep=1, push_prev_dep=1)
+    insns = [acc_load(dev, 8), load_uops(dev, [(0, 0, 0)]), shift0(push_next_dep=1), st, uop2d, alu]
+    return program(dev, [*insns, AluInsn(pop_next_dep=1, iter_out=0)]), out
+
+
+def test_hw_exec_race_from_an_unloaded_micro_op_says_it_is_the_bitstreams(dev):
+    _stale_uop_program(SimDevice())[0].run()  # the reference semantics: no race, whatever the interleaving
+    p, out = _stale_uop_program(dev)
+    before = out.data.copy()
+    with pytest.raises(RaceError, match=r"^race: instruction 3, store module: on the Pynq bitstream STORE reads ACC "
+                                        r"entries 0\.\.3 written by instruction 5 \(compute\) with no dependency token "
+                                        r"ordering the two, so what the bitstream computes depends on timing; the "
+                                        r"reference execution has no such race: LOAD UOP instruction 4 writes "
+                                        r"micro-op 11 in the reference but not on the bitstream, which copies only "
+                                        r"x_size micro-ops; instruction 5 runs it, and on the bitstream it holds "
+                                        r"whatever the micro-op SRAM held before the run \(what earlier programs left; "
+                                        r"zero on a fresh simulated device\), so the instruction touches other entries "
+                                        r"than in the reference$"):
+        p.run(fidelity="pynq", hw_exec=True)
+    assert np.array_equal(out.data, before)
+
+
+def test_micro_ops_an_earlier_run_left_are_what_the_bitstream_runs(dev):
+    p, _ = _stale_uop_program(dev)
+    p.run()  # leaves micro-op 11 = (5, 5, 0) in the micro-op SRAM, as a board keeps it
+    run = p.run(fidelity="pynq", hw_exec=True)
+    found = [d for d in run.divergences if d.kind == "uop_unloaded"]
+    assert [(d.index, d.message) for d in found] == [
+        (5, KINDS["uop_unloaded"] + " (micro-op 11, left out by LOAD UOP instruction 4)")]
+
+
+def test_one_d_micro_op_load_runs_on_the_bitstream_as_in_the_reference(dev):
+    p, out = _stale_uop_program(dev, one_d=True)
+    run = p.run(fidelity="pynq", hw_exec=True)
+    assert "uop_unloaded" not in {d.kind for d in run.divergences}
+    assert np.array_equal(out.data.view(np.int8)[:64], np.arange(64, dtype=np.int8))
+
+
+def test_rand_008_hw_exec_refusal_names_the_micro_op_the_bitstream_never_loaded(vectors_dir):
+    run = lint_vector(load_vector(vectors_dir / "random" / "rand_008"), hw_exec=True)
+    assert isinstance(run.error, RaceError)
+    assert str(run.error).startswith("race: instruction 24, compute module: on the Pynq bitstream ALU overwrites ACC "
+                                     "entries 0..67 (20 entries) that instruction 21 (store) reads, with no dependency "
+                                     "token ordering the two, so what the bitstream computes depends on timing; the "
+                                     "reference execution has no such race: LOAD UOP instruction 23 writes micro-op "
+                                     "7181 in the reference but not on the bitstream")
+    assert lint_vector(load_vector(vectors_dir / "random" / "rand_008")).error is None
+
+
+def test_cli_hw_exec_refusal_of_rand_008_says_the_race_is_the_bitstreams(vectors_dir, capsys):
+    from vta.cli import main
+
+    d = str(vectors_dir / "random" / "rand_008")
+    assert main(["sim", "run-vector", d, "--fidelity", "pynq", "--hw-exec"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("refused: race: instruction 24, compute module: on the Pynq bitstream ALU overwrites ACC "
+                          "entries 0..67 (20 entries) that instruction 21 (store) reads, with no dependency token "
+                          "ordering the two, so what the bitstream computes depends on timing; the reference "
+                          "execution has no such race: LOAD UOP instruction 23 writes micro-op 7181 in the "
+                          "reference but not on the bitstream")
+    assert main(["sim", "run-vector", d]) == 0  # the reference execution matches the golden files
