@@ -12,7 +12,8 @@ Usage: sudo bash uninstall.sh [--purge] [--dry-run]
 
 Uninstalls pynq-vta from the virtual environment of a stock PYNQ 3.x image
 (/usr/local/share/pynq-venv), as root. The environment's other packages (pynq, numpy, cffi)
-stay. Running it again when nothing is installed does nothing.
+stay. The RPC service, if service.sh installed it, is removed first (service.sh uninstall).
+Running it again when nothing is installed does nothing.
 
 Options:
   --purge     also delete root's driver build cache (~/.cache/pynq-vta) and the cached VTA
@@ -71,6 +72,11 @@ purge() {
   fi
 }
 
+# The RPC service runs the package's `vta`: it goes first (service.sh says what it removes).
+if [ -e "$UNIT_FILE" ]; then
+  run bash "$HERE/service.sh" uninstall || die "could not remove the RPC service (see above)"
+  DONE+=("removed the RPC service $UNIT")
+fi
 [ "$PURGE" -eq 1 ] && purge
 if capture shown "$PY" -m pip show --disable-pip-version-check pynq-vta; then
   run "$PY" -m pip uninstall --disable-pip-version-check -y pynq-vta
