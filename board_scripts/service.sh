@@ -61,7 +61,7 @@ case "$1" in
   *) die "unknown command '$1': expected install, uninstall or status (see --help)" ;;
 esac
 LISTEN="" TOKEN_FILE="" TLS_CERT="" TLS_KEY="" ANY_ADDRESS=0
-ARGS="$COMMAND $*"
+ARGS="$COMMAND${*:+ $*}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --listen) [ $# -ge 2 ] || die "--listen needs ADDRESS:PORT"; LISTEN="$2"; shift 2 ;;
