@@ -191,11 +191,12 @@ SUBSYSTEM==\"mem\", KERNEL==\"mem\", GROUP=\"$SERVICE_USER\", MODE=\"0660\"
   DONE+=("udev: $UDEV_RULE (/dev/mem group $SERVICE_USER, mode 0660)")
 }
 
-# The group of zocl's DRM render node (XRT allocates pynq's DMA buffers through it).
+# The group of zocl's DRM render node: XRT opens /dev/dri/by-path/platform-*zyxclmm_drm-render (the
+# zocl node of PYNQ's device tree) to allocate pynq's DMA buffers; any render node if that link is absent.
 render_group() {
   local node
-  for node in /dev/dri/renderD*; do
-    [ -e "$node" ] && { stat -c %G "$node"; return 0; }
+  for node in /dev/dri/by-path/platform-*zyxclmm_drm-render /dev/dri/renderD*; do
+    [ -e "$node" ] && { stat -L -c %G "$node"; return 0; }
   done
   printf 'render\n'  # systemd's udev rules give render nodes to the group "render"
 }

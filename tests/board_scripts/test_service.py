@@ -26,7 +26,7 @@ HARDENING = {
     "DevicePolicy": "closed", "AmbientCapabilities": "CAP_SYS_RAWIO", "CapabilityBoundingSet": "CAP_SYS_RAWIO",
     "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes", "ProtectKernelLogs": "yes",
     "ProtectControlGroups": "yes", "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX", "RestrictNamespaces": "yes",
-    "RestrictSUIDSGID": "yes", "LockPersonality": "yes", "SystemCallFilter": "@system-service", "UMask": "0077",
+    "RestrictSUIDSGID": "yes", "LockPersonality": "yes", "SystemCallFilter": "@system-service", "UMask": "0022",
 }
 
 
