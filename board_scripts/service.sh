@@ -228,7 +228,7 @@ connect_help() {
 
 On each host (pip install ".[rpc]" from the pynq-vta checkout), with copies of the board's
 $CONF_DIR/cert.pem as vta-cert.pem and $CONF_DIR/token as vta-token (root-only files: copy
-them with sudo, and keep vta-token mode 0600 on the host too):
+them with sudo, as docs/remote.md shows, and keep vta-token mode 0600 on the host too):
   from vta.runtime import Runtime
   rt = Runtime("rpc", url="tcp+tls://$URL_HOST:$PORT", cafile="vta-cert.pem", token_file="vta-token")
 EOF
