@@ -16,7 +16,7 @@ VTA="$PYNQ_VENV/bin/vta"
 SERVICE_USER=vta-rpc
 UNIT=vta-rpc.service
 # shellcheck disable=SC2034
-UNIT_FILE="/etc/systemd/system/$UNIT"
+UNIT_FILE="${PYNQ_VTA_UNIT_DIR:-/etc/systemd/system}/$UNIT"
 DRY_RUN=0
 SCRIPT_NAME="$(basename "$0")"
 

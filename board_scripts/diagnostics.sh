@@ -28,7 +28,7 @@ Options:
 
 Environment (for testing off the board): PYNQ_VTA_VENV (default /usr/local/share/pynq-venv),
 PYNQ_VTA_XRT_SETUP (default /etc/profile.d/xrt_setup.sh), PYNQ_VTA_REVISION (the image's
-revision file, default /boot/REVISION).
+revision file, default /boot/REVISION), PYNQ_VTA_UNIT_DIR (default /etc/systemd/system).
 EOF
 }
 

@@ -40,7 +40,7 @@ Options:
 
 Environment (for testing off the board): PYNQ_VTA_VENV (default /usr/local/share/pynq-venv),
 PYNQ_VTA_XRT_SETUP (default /etc/profile.d/xrt_setup.sh), PYNQ_VTA_SERVICE_CONF (default
-/etc/vta-rpc).
+/etc/vta-rpc), PYNQ_VTA_UNIT_DIR (default /etc/systemd/system).
 EOF
 }
 

@@ -21,7 +21,8 @@ Options:
   --dry-run   print every command without running any
   -h, --help  this text
 
-Environment (for testing off the board): PYNQ_VTA_VENV (default /usr/local/share/pynq-venv).
+Environment (for testing off the board): PYNQ_VTA_VENV (default /usr/local/share/pynq-venv),
+PYNQ_VTA_UNIT_DIR (where the service's unit is, default /etc/systemd/system).
 EOF
 }
 
@@ -74,7 +75,12 @@ purge() {
 
 # The RPC service runs the package's `vta`: it goes first (service.sh says what it removes).
 if [ -e "$UNIT_FILE" ]; then
-  run bash "$HERE/service.sh" uninstall || die "could not remove the RPC service (see above)"
+  printf '+ %s\n' "$(quote bash "$HERE/service.sh" uninstall)"
+  if [ "$DRY_RUN" -eq 1 ]; then
+    bash "$HERE/service.sh" uninstall --dry-run | grep '^+ '  # what it would run
+  else
+    bash "$HERE/service.sh" uninstall || die "could not remove the RPC service (see above)"
+  fi
   DONE+=("removed the RPC service $UNIT")
 fi
 [ "$PURGE" -eq 1 ] && purge

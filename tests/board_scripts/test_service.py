@@ -174,6 +174,25 @@ def test_uninstall_and_status_dry_runs(fake_pynq):
         "systemctl status --no-pager vta-rpc.service"]
 
 
+def test_uninstall_sh_removes_the_service_first_and_diagnostics_reports_it(fake_pynq, tmp_path):
+    units = tmp_path / "units"
+    units.mkdir()
+    env = {"PYNQ_VTA_UNIT_DIR": str(units)}
+    out = fake_pynq.run("diagnostics.sh", "--no-selftest", env=env).stdout
+    assert f"## rpc service\n(not installed: no {units}/vta-rpc.service)\n" in out
+    assert _commands(fake_pynq.run("uninstall.sh", "--dry-run", env=env).stdout, fake_pynq) == [
+        "$VENV/bin/python3 -m pip show --disable-pip-version-check pynq-vta",
+        "$VENV/bin/python3 -m pip uninstall --disable-pip-version-check -y pynq-vta"]
+    (units / "vta-rpc.service").write_text("[Service]\nExecStart=/bin/true\n")
+    cmds = _commands(fake_pynq.run("uninstall.sh", "--dry-run", env=env).stdout, fake_pynq)
+    assert cmds[:4] == [f"bash {SCRIPTS}/service.sh uninstall", "systemctl disable --now vta-rpc.service",
+                        f"rm -f {units}/vta-rpc.service", "systemctl daemon-reload"]
+    assert cmds[-3:] == ["userdel vta-rpc", "$VENV/bin/python3 -m pip show --disable-pip-version-check pynq-vta",
+                         "$VENV/bin/python3 -m pip uninstall --disable-pip-version-check -y pynq-vta"]
+    out = fake_pynq.run("diagnostics.sh", "--no-selftest", "--dry-run", env=env).stdout
+    assert f"+ grep -E '^(ExecStart|User|SupplementaryGroups)=' {units}/vta-rpc.service\n" in out
+
+
 @pytest.mark.parametrize(("args", "error"), [
     ([], "missing the command: install, uninstall or status (see --help)"),
     (["start"], "unknown command 'start': expected install, uninstall or status (see --help)"),
