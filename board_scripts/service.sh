@@ -130,6 +130,14 @@ take() {
 
 exists() { [ "$DRY_RUN" -eq 1 ] || [ -e "$1" ]; }
 
+# Whether the certificate in FILE names HOST (what the client checks: TLS hostname verification).
+cert_matches() {
+  local check=-checkhost out
+  [[ "$SAN" == IP:* ]] && check=-checkip
+  out="$(openssl x509 -in "$1" -noout "$check" "$HOST" 2>/dev/null)" || return 1
+  [[ "$out" == *" does match certificate" ]]
+}
+
 check_bitstream() {
   capture BITSTREAM "$PY" -c 'from vta.bitstream.store import cache_path; print(cache_path())' \
     || die "cannot find the bitstream cache (is pynq-vta installed? run install.sh first): ${BITSTREAM##*$'\n'}"
@@ -164,11 +172,17 @@ install_secrets() {
     secret_from "$token" "$PY" -c "$TOKEN_CODE"
   fi
   if [ -n "$TLS_CERT" ]; then
+    if [ -f "$TLS_CERT" ] && ! cert_matches "$TLS_CERT"; then
+      say "warning: $TLS_CERT is not for $HOST: hosts must connect with a name or address it names"
+    fi
     take "$TLS_CERT" "$cert" 644
     take "$TLS_KEY" "$key" 600
-  elif [ "$DRY_RUN" -eq 0 ] && [ -s "$cert" ] && [ -s "$key" ]; then
-    say "keeping the certificate $cert and its key"
+  elif [ "$DRY_RUN" -eq 0 ] && [ -s "$cert" ] && [ -s "$key" ] && cert_matches "$cert"; then
+    say "keeping the certificate $cert (for $HOST) and its key"
   else
+    if [ "$DRY_RUN" -eq 0 ] && [ -s "$cert" ]; then
+      say "the certificate in $cert is not for $HOST: making a new one (hosts need the new one)"
+    fi
     command -v openssl >/dev/null 2>&1 || [ "$DRY_RUN" -eq 1 ] \
       || die "openssl not found: apt-get install openssl, or pass --tls-cert and --tls-key"
     (umask 077 && run openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
@@ -204,6 +218,7 @@ render_group() {
 install_unit() {
   local group xrt unit
   group="$(render_group)"
+  [ "$group" != root ] || die "the DRM render node belongs to the group root: give it to the group render (systemd's udev rules do) and run this again"
   if [ "$DRY_RUN" -eq 0 ]; then
     getent group "$group" >/dev/null || die "group $group (of the DRM render node) does not exist"
     xrt="${XILINX_XRT:-}"

@@ -162,6 +162,20 @@ def test_ipv6_given_files_and_a_short_token(fake_pynq, tmp_path):
                                                  "have at least 16 characters\n")
 
 
+def test_a_given_certificate_for_another_address_is_named(fake_pynq, tmp_path):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (apt-get install openssl)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-days", "1", "-subj", "/CN=10.0.0.2", "-addext", "subjectAltName=IP:10.0.0.2", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True)
+    for listen, warned in (("10.0.0.2:9091", False), ("10.0.0.3:9091", True), ("[fd00::2]:9091", True)):
+        out = _dry_install(fake_pynq, "--listen", listen, "--tls-cert", str(cert), "--tls-key", str(key)).stdout
+        host = listen.rsplit(":", 1)[0].strip("[]")
+        assert (f"service.sh: warning: {cert} is not for {host}: hosts must connect with a name or address it "
+                "names\n" in out) is warned
+
+
 def test_uninstall_and_status_dry_runs(fake_pynq):
     cmds = _commands(fake_pynq.run("service.sh", "uninstall", "--dry-run").stdout, fake_pynq)
     assert cmds == [
