@@ -27,6 +27,7 @@ HARDENING = {
     "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes", "ProtectKernelLogs": "yes",
     "ProtectControlGroups": "yes", "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX", "RestrictNamespaces": "yes",
     "RestrictSUIDSGID": "yes", "LockPersonality": "yes", "SystemCallFilter": "@system-service", "UMask": "0022",
+    "SystemCallErrorNumber": "EPERM", "ProtectProc": "invisible", "PrivateMounts": "yes", "RemoveIPC": "yes",
 }
 
 
@@ -115,6 +116,22 @@ def test_the_rendered_unit_passes_systemd_analyze_verify(fake_pynq, tmp_path):
     unit.write_text(_written(proc.stdout, "/etc/systemd/system/vta-rpc.service"))
     check = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True)
     assert (check.returncode, check.stderr) == (0, "")
+
+
+def test_the_exposure_docs_board_md_states_is_systemds(fake_pynq, tmp_path):
+    """The number the page gives is what `systemd-analyze security` says of the rendered unit."""
+    tool = shutil.which("systemd-analyze")
+    doc = re.search(r"`systemd-analyze security` \(of\s+systemd (\d+)\) rates the unit's exposure (\d+\.\d), \"OK\"",
+                    (SCRIPTS.parent / "docs" / "board.md").read_text())
+    assert doc, "docs/board.md no longer states the exposure"
+    version = subprocess.run([tool, "--version"], capture_output=True, text=True).stdout.split()[1] if tool else ""
+    if version != doc.group(1):
+        pytest.skip(f"the page's number is systemd {doc.group(1)}'s; here: {version or 'no systemd-analyze'}")
+    proc = _dry_install(fake_pynq, "--listen", "127.0.0.1:9091", env={"PYNQ_VTA_VENV": sys.prefix})
+    unit = tmp_path / "vta-rpc.service"
+    unit.write_text(_written(proc.stdout, "/etc/systemd/system/vta-rpc.service"))
+    out = subprocess.run([tool, "security", "--offline=yes", str(unit)], capture_output=True, text=True).stdout
+    assert re.search(r"Overall exposure level for vta-rpc\.service: (\d+\.\d) OK", out).group(1) == doc.group(2)
 
 
 @pytest.mark.parametrize("listen", ["0.0.0.0:9091", "[::]:9091", "0:9091", "[0::0]:9091"])
