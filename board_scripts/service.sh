@@ -24,7 +24,8 @@ install (after install.sh) sets up the systemd service vta-rpc.service, as root:
   5. writes the unit from vta-rpc.service.in next to this script, then systemctl daemon-reload,
      enable and restart it; prints how a host connects.
 Each start programs the FPGA as root (the unit's ExecStartPre), then serves as vta-rpc with
-only CAP_SYS_RAWIO. Running install again rewrites the unit and keeps the secrets.
+only CAP_SYS_RAWIO. Running install again rewrites the unit and keeps the secrets (a self-made
+certificate is made again if the address changed).
 uninstall stops and removes the service, its unit, udev rule, secrets, state and user.
 status prints systemctl's status of the service.
 
