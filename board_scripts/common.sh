@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by install.sh, uninstall.sh and diagnostics.sh: the PYNQ 3.x paths they share and the
+# Sourced by install.sh, uninstall.sh, diagnostics.sh and service.sh: the PYNQ 3.x paths they share and the
 # way they print and run commands (every command is printed as "+ command"; with --dry-run it is
 # only printed). The paths can be overridden by environment variables so the tests can point the
 # scripts at a temporary fake PYNQ environment.
@@ -11,6 +11,12 @@ XRT_SETUP="${PYNQ_VTA_XRT_SETUP:-/etc/profile.d/xrt_setup.sh}"
 PY="$PYNQ_VENV/bin/python3"
 # shellcheck disable=SC2034  # used by the scripts that source this file
 VTA="$PYNQ_VENV/bin/vta"
+# The RPC service (service.sh): its user, unit and unit file.
+# shellcheck disable=SC2034  # used by the scripts that source this file
+SERVICE_USER=vta-rpc
+UNIT=vta-rpc.service
+# shellcheck disable=SC2034
+UNIT_FILE="${PYNQ_VTA_UNIT_DIR:-/etc/systemd/system}/$UNIT"
 DRY_RUN=0
 SCRIPT_NAME="$(basename "$0")"
 

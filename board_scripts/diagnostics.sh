@@ -13,9 +13,10 @@ Usage: sudo bash diagnostics.sh [--output FILE] [--no-selftest] [--emulate] [--l
 
 Prints a report for a bug report about pynq-vta on a PYNQ 3.x board: the image version, board
 model, kernel, CMA memory, the versions in PYNQ's virtual environment, `vta info`, the board
-driver, the cached bitstream and the FPGA manager's state, who holds the device lock, and the
-output of `vta selftest` (which re-programs the FPGA with the cached bitstream; it reports the
-device as busy instead if another process holds the lock). Run it as root, like the notebooks.
+driver, the cached bitstream and the FPGA manager's state, who holds the device lock, the RPC
+service's state (if service.sh installed it), and the output of `vta selftest` (which
+re-programs the FPGA with the cached bitstream; it reports the device as busy instead if
+another process holds the lock). Run it as root, like the notebooks.
 
 Options:
   --output FILE  write the report to FILE instead of the terminal
@@ -27,7 +28,7 @@ Options:
 
 Environment (for testing off the board): PYNQ_VTA_VENV (default /usr/local/share/pynq-venv),
 PYNQ_VTA_XRT_SETUP (default /etc/profile.d/xrt_setup.sh), PYNQ_VTA_REVISION (the image's
-revision file, default /boot/REVISION).
+revision file, default /boot/REVISION), PYNQ_VTA_UNIT_DIR (default /etc/systemd/system).
 EOF
 }
 
@@ -85,6 +86,17 @@ lock_owner() {
   [ -z "$pid" ] || item ps -o pid,user,lstart,args -p "$pid"
 }
 
+# The systemd service service.sh installs: its state and recent log (its address is in the unit).
+rpc_service() {
+  if [ "$DRY_RUN" -eq 0 ] && [ ! -e "$UNIT_FILE" ]; then
+    printf '(not installed: no %s)\n' "$UNIT_FILE"
+    return 0
+  fi
+  item systemctl is-active "$UNIT"
+  item systemctl status --no-pager --lines=20 "$UNIT"
+  item grep -E '^(ExecStart|User|SupplementaryGroups)=' "$UNIT_FILE"
+}
+
 report() {
   printf 'pynq-vta diagnostics, %s\n' "$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
   [ "$DRY_RUN" -eq 1 ] && say "dry run: printing the commands without running them"
@@ -108,6 +120,8 @@ report() {
   item_file /sys/class/fpga_manager/fpga0/state
   section "device lock"
   lock_owner
+  section "rpc service"
+  rpc_service
   section "selftest"
   if [ "$SELFTEST" -eq 0 ]; then
     printf '(skipped: --no-selftest)\n'

@@ -12,7 +12,8 @@ Usage: sudo bash uninstall.sh [--purge] [--dry-run]
 
 Uninstalls pynq-vta from the virtual environment of a stock PYNQ 3.x image
 (/usr/local/share/pynq-venv), as root. The environment's other packages (pynq, numpy, cffi)
-stay. Running it again when nothing is installed does nothing.
+stay. The RPC service, if service.sh installed it, is removed first (service.sh uninstall).
+Running it again when nothing is installed does nothing.
 
 Options:
   --purge     also delete root's driver build cache (~/.cache/pynq-vta) and the cached VTA
@@ -20,7 +21,8 @@ Options:
   --dry-run   print every command without running any
   -h, --help  this text
 
-Environment (for testing off the board): PYNQ_VTA_VENV (default /usr/local/share/pynq-venv).
+Environment (for testing off the board): PYNQ_VTA_VENV (default /usr/local/share/pynq-venv),
+PYNQ_VTA_UNIT_DIR (where the service's unit is, default /etc/systemd/system).
 EOF
 }
 
@@ -71,6 +73,16 @@ purge() {
   fi
 }
 
+# The RPC service runs the package's `vta`: it goes first (service.sh says what it removes).
+if [ -e "$UNIT_FILE" ]; then
+  printf '+ %s\n' "$(quote bash "$HERE/service.sh" uninstall)"
+  if [ "$DRY_RUN" -eq 1 ]; then
+    bash "$HERE/service.sh" uninstall --dry-run | grep '^+ '  # what it would run
+  else
+    bash "$HERE/service.sh" uninstall || die "could not remove the RPC service (see above)"
+  fi
+  DONE+=("removed the RPC service $UNIT")
+fi
 [ "$PURGE" -eq 1 ] && purge
 if capture shown "$PY" -m pip show --disable-pip-version-check pynq-vta; then
   run "$PY" -m pip uninstall --disable-pip-version-check -y pynq-vta

@@ -17,9 +17,11 @@ a non-coherent board would have had to do.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import mmap
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -125,6 +127,39 @@ def _check_size(nbytes: int) -> int:
     return int(nbytes)
 
 
+_PYNQ_LOOP: asyncio.AbstractEventLoop | None = None  # lent to PYNQ's device probe outside the main thread
+
+
+def _find_pynq_device(pynq: object) -> None:
+    """Let PYNQ find its device now, also from a thread without an event loop.
+
+    An rpc session (``vta rpc serve``) or a Dask worker opens the board in a thread of its own.
+    PYNQ 3.x finds its device on first use, and ``XrtDevice.__init__`` (the base of the Zynq's
+    ``EmbeddedDevice``) calls ``asyncio.get_event_loop()``, which raises in such a thread; PYNQ
+    then keeps the empty device list it started, and every later allocation in the process fails
+    with "No Devices Found" (pynq/pl_server/device.py, xrt_device.py). So the probe gets an event
+    loop to look at, one for the process (PYNQ only keeps it for XRT command completion, which VTA
+    does not use), and the thread is left without a loop, as it was.
+    """
+    global _PYNQ_LOOP
+    lend = threading.current_thread() is not threading.main_thread()
+    if lend:
+        try:
+            asyncio.get_event_loop_policy().get_event_loop()
+            lend = False  # the thread has a loop of its own
+        except RuntimeError:
+            _PYNQ_LOOP = _PYNQ_LOOP or asyncio.new_event_loop()
+            asyncio.set_event_loop(_PYNQ_LOOP)
+    try:
+        _ = pynq.Device.active_device  # type: ignore[attr-defined]
+    except (RuntimeError, OSError) as e:
+        raise DeviceError(f"pynq found no device ({e}): is XILINX_XRT set? PYNQ 3.x images set it in "
+                          "/etc/profile.d/xrt_setup.sh, which login shells read and sudo skips") from e
+    finally:
+        if lend:
+            asyncio.set_event_loop(None)
+
+
 class PynqAllocator:
     """Cacheable CMA buffers from ``pynq.allocate`` (the board's Xilinx driver stack).
 
@@ -143,6 +178,7 @@ class PynqAllocator:
                               "pynq is installed in, or install it with `pip install \".[board]\"` from the pynq-vta "
                               "checkout") from e
         self._pynq = pynq
+        _find_pynq_device(pynq)
         self.coherent = coherent
         self.cache = CacheStats()
         self._live: dict[object, DmaBuffer] = {}  # token -> buffer, in allocation order

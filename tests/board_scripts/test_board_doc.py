@@ -48,7 +48,7 @@ def test_every_command_of_the_board_page_is_exercised_by_a_dry_run():
     commands = _blocks()
     scripts = [c for c in commands if c.startswith("sudo bash pynq-vta/board_scripts/")]
     others = [c for c in commands if c not in scripts]
-    assert len(scripts) == 5 and others == ["sudo -i vta info", "sudo -i vta selftest"]
+    assert len(scripts) == 9 and others == ["sudo -i vta info", "sudo -i vta selftest"]
     printed = set()
     for command in scripts:
         words = shlex.split(command)

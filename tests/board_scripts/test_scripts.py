@@ -10,7 +10,7 @@ import pytest
 
 from tests.board_scripts.conftest import ROOT, SCRIPTS, make_fake_pynq, shellcheck
 
-SCRIPT_NAMES = ("install.sh", "uninstall.sh", "diagnostics.sh")
+SCRIPT_NAMES = ("install.sh", "uninstall.sh", "diagnostics.sh")  # service.sh: test_service.py
 
 
 def _commands(stdout: str, fake) -> list[str]:
@@ -21,13 +21,13 @@ def _commands(stdout: str, fake) -> list[str]:
 
 def test_shellcheck_reports_nothing():
     scripts = sorted(p.name for p in SCRIPTS.glob("*.sh"))
-    assert scripts == ["common.sh", "diagnostics.sh", "install.sh", "uninstall.sh"]
+    assert scripts == ["common.sh", "diagnostics.sh", "install.sh", "service.sh", "uninstall.sh"]
     proc = subprocess.run([shellcheck(), "-x", *(f"board_scripts/{s}" for s in scripts)], cwd=ROOT,
                           capture_output=True, text=True)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
 
 
-@pytest.mark.parametrize("script", SCRIPT_NAMES)
+@pytest.mark.parametrize("script", [*SCRIPT_NAMES, "service.sh"])
 def test_help(fake_pynq, script):
     out = fake_pynq.run(script, "--help").stdout
     assert out.startswith(f"Usage: sudo bash {script} ")
@@ -41,7 +41,7 @@ def test_unknown_argument_is_refused(fake_pynq, script):
                                                                   "(see --help)\n")
 
 
-@pytest.mark.parametrize("script", SCRIPT_NAMES)
+@pytest.mark.parametrize("script", [*SCRIPT_NAMES, "service.sh"])
 def test_sh_is_told_to_use_bash(fake_pynq, script):
     """The old install.sh was run with `sh`; these need bash, and dash stops on the first bash-only line."""
     if subprocess.run(["sh", "-c", "echo ${BASH_VERSION:-}"], capture_output=True, text=True).stdout.strip():
@@ -115,11 +115,14 @@ def test_uninstall_and_diagnostics_dry_runs(fake_pynq):
         "$VENV/bin/python3 -m pip show --disable-pip-version-check pynq pynq-vta numpy cffi", "$VENV/bin/vta info",
         "$VENV/bin/python3 -c 'from vta.driver import _ffi; print(_ffi.load().__file__)'",
         "$VENV/bin/vta bitstream list", "$VENV/bin/vta bitstream verify", "cat /sys/class/fpga_manager/fpga0/state",
-        "flock -n /nonexistent/vta.lock true", "cat /nonexistent/vta.lock", "$VENV/bin/vta selftest",
+        "flock -n /nonexistent/vta.lock true", "cat /nonexistent/vta.lock", "systemctl is-active vta-rpc.service",
+        "systemctl status --no-pager --lines=20 vta-rpc.service",
+        "grep -E '^(ExecStart|User|SupplementaryGroups)=' /etc/systemd/system/vta-rpc.service",
+        "$VENV/bin/vta selftest",
     ]
     assert [line for line in out.splitlines() if line.startswith("## ")] == [
         "## image and board", f"## Python environment {fake_pynq.venv}", "## pynq-vta", "## bitstream",
-        "## device lock", "## selftest"]
+        "## device lock", "## rpc service", "## selftest"]
 
 
 def test_install_refuses_an_environment_without_pynq_3(tmp_path):

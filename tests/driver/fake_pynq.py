@@ -9,7 +9,11 @@ real PYNQ fails, so code that passes here keeps PYNQ's order on a board:
 - ``allocate`` before any bitstream was loaded (PYNQ allocates through the loaded design);
 - loading a bitstream while buffers are allocated (XRT will not swap the design under live
   buffer objects);
-- flushing, invalidating or freeing a freed buffer.
+- flushing, invalidating or freeing a freed buffer;
+- finding the device (``Device.active_device``, on first ``allocate`` or ``Bitstream``) in a
+  thread without an asyncio event loop: PYNQ 3.x's ``XrtDevice.__init__`` (the base of the
+  Zynq's ``EmbeddedDevice``) calls ``asyncio.get_event_loop()``, and PYNQ keeps the empty device
+  list it started, so every later use says "No Devices Found" (pynq/pl_server/device.py).
 
 Memory is a first-fit page allocator over a pool of "DRAM" (a private array, or a window of an
 emulator file, so the emulated board DMAs from the same bytes). By default the CPU's array is
@@ -23,7 +27,9 @@ fault on a board where freeing unmaps it.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -110,18 +116,39 @@ class FakePynq(types.ModuleType):
         self._free: list[tuple[int, int]] = [(0, self.size)]
         fake = self
 
+        class DeviceMeta(type):
+            @property
+            def devices(cls) -> list:
+                if not hasattr(cls, "_devices"):
+                    cls._devices = []  # set before probing, as PYNQ does: a failed probe leaves it empty
+                    if threading.current_thread() is not threading.main_thread():
+                        asyncio.get_event_loop_policy().get_event_loop()  # raises without a loop in this thread
+                    cls._devices.append(cls())
+                return cls._devices
+
+            @property
+            def active_device(cls) -> object:
+                if not cls.devices:
+                    raise RuntimeError("No Devices Found")
+                return cls.devices[0]
+
+        class Device(metaclass=DeviceMeta):
+            pass
+
         class Bitstream:
             def __init__(self, path: str):
                 self.bitfile_name = path
+                self.device = Device.active_device
 
             def download(self) -> None:
                 fake._download(self.bitfile_name)
 
-        self.Bitstream = Bitstream
+        self.Device, self.Bitstream = Device, Bitstream
 
     # --- the pynq API --------------------------------------------------------------------
     def allocate(self, shape: tuple[int, ...], dtype: object = "u4", target: object = None,
                  cacheable: bool = True) -> FakeBuffer:
+        _ = self.Device.active_device if target is None else target
         if self.loaded is None:
             raise RuntimeError("No bitstream loaded: pynq.allocate needs an Overlay or Bitstream downloaded first")
         dtype = np.dtype(dtype)
