@@ -17,6 +17,7 @@ __all__ = [
     "DeviceBusy",
     "DeviceError",
     "DeviceTimeout",
+    "DeviceUnrecoverable",
     "DramOutOfBoundsError",
     "EarlyFinishError",
     "EncodingError",
@@ -178,6 +179,10 @@ class DeviceTimeout(DeviceError, TimeoutError):
 
 class DeviceBusy(DeviceError):
     """Another process owns the device."""
+
+
+class DeviceUnrecoverable(DeviceError):
+    """The device failed and re-programming it failed too: nothing runs until it is programmed again."""
 
 
 class BitstreamError(VTAError):

@@ -136,8 +136,9 @@ def _serve_stdio(config: ServerConfig) -> int:
 
     rfd, wfd = os.dup(0), os.dup(1)
     os.dup2(2, 1)  # anything printed by accident goes to stderr, never into the protocol stream
-    serve_channel(PipeChannel(rfd, wfd), config, "stdio", authenticated=True)
-    return 0
+    failed: list[str] = []
+    serve_channel(PipeChannel(rfd, wfd), config, "stdio", authenticated=True, on_unrecoverable=failed.append)
+    return _exit_status(failed[0] if failed else None)
 
 
 def _serve_tcp(config: ServerConfig, host: str, port: int, tls: ssl.SSLContext | None) -> int:
@@ -150,7 +151,15 @@ def _serve_tcp(config: ServerConfig, host: str, port: int, tls: ssl.SSLContext |
         server.serve_forever()
     finally:
         server.sock.close()
-    return 0
+    return _exit_status(server.unrecoverable)
+
+
+def _exit_status(unrecoverable: str | None) -> int:
+    """0, or 3 after a device that could not be recovered: a supervisor (systemd) restarts and re-programs."""
+    if unrecoverable is None:
+        return 0
+    print(f"vta rpc: stopped serving: {unrecoverable}", file=sys.stderr, flush=True)
+    return 3
 
 
 def _read_token(path: str) -> str:

@@ -27,7 +27,7 @@ from vta.driver.buffers import CacheStats, DmaBuffer, FileAllocator, PynqAllocat
 from vta.driver.lock import DeviceLock, command_line
 from vta.driver.mmio import RUN_BAD_DONE, RUN_OK, RUN_TIMEOUT, Mmio, RunReport
 from vta.driver.regmap import DONE_RD, MODULES, REG_NAMES
-from vta.errors import DeviceError, DeviceTimeout, VTAError
+from vta.errors import DeviceError, DeviceTimeout, DeviceUnrecoverable, VTAError
 from vta.isa import MEM_UOP, MemInsn, encode_insn
 
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ class BoardDevice:
         return f"; emulator reports: {' | '.join(lines)}" if lines else ""
 
     def recover(self, reason: str = "requested") -> str:
-        """Re-program the device and run the reset hooks; DeviceError if that fails too.
+        """Re-program the device and run the reset hooks; DeviceUnrecoverable if that fails too.
 
         Live pynq buffers are freed around the programming and restored at their addresses with
         their contents; one that cannot get its address back is lost (its uses raise saying so).
@@ -219,7 +219,7 @@ class BoardDevice:
                 done = self._reprogram()
         except VTAError as e:
             logger.error("recovery of VTA device %s failed: %s", self.mem_path, e)
-            raise DeviceError(f"{reason}. Recovery failed: {e}; re-program the board (`vta program`) "
+            raise DeviceUnrecoverable(f"{reason}. Recovery failed: {e}; re-program the board (`vta program`) "
                               "before the next run") from e
         self.recoveries += 1
         for hook in self._reset_hooks:

@@ -27,7 +27,16 @@ import numpy as np
 
 from vta.config import Environment, get_env
 from vta.driver.lock import DeviceLock
-from vta.errors import BackendError, DeviceBusy, DeviceError, DeviceTimeout, ProgramError, RemoteError, VTAError
+from vta.errors import (
+    BackendError,
+    DeviceBusy,
+    DeviceError,
+    DeviceTimeout,
+    DeviceUnrecoverable,
+    ProgramError,
+    RemoteError,
+    VTAError,
+)
 from vta.runtime.backend import Backend
 from vta.runtime.rpc import protocol
 from vta.runtime.rpc.channel import Channel, SocketChannel
@@ -255,8 +264,14 @@ def timing_to_wire(t: Any) -> dict:
             "bus_bytes": int(t.bus_bytes), "words": np.ascontiguousarray(t.stream.words).tobytes(), "arrays": arrays}
 
 
-def serve_channel(chan: Channel, config: ServerConfig, peer: str, authenticated: bool = False) -> None:
-    """Run one session over ``chan`` until bye, error or timeout; never raises."""
+def serve_channel(chan: Channel, config: ServerConfig, peer: str, authenticated: bool = False,
+                  on_unrecoverable: Callable[[str], None] | None = None) -> None:
+    """Run one session over ``chan`` until bye, error or timeout; never raises.
+
+    When the device fails and cannot be re-programmed (a service runs without the rights to program
+    the FPGA), the client is told, the session ends and ``on_unrecoverable`` gets the reason: the
+    server should then exit with an error, so that its supervisor restarts it and programs the FPGA.
+    """
     session: Session | None = None
     try:
         first = chan.recv_frame(protocol.MAX_HELLO_FRAME, config.hello_s, config.hello_s)
@@ -289,6 +304,12 @@ def serve_channel(chan: Channel, config: ServerConfig, peer: str, authenticated:
                 raise RemoteError("rpc: hello sent twice")
             try:
                 reply: protocol.Message = protocol.Ok(session.handle(req))
+            except DeviceUnrecoverable as e:
+                log.error("rpc: the device cannot be recovered, ending the session of %s: %s", client, e)
+                _reply(chan, protocol.Err("device", f"{e} (the server stops serving until it is restarted)"[:4000]))
+                if on_unrecoverable is not None:
+                    on_unrecoverable(str(e))
+                return
             except VTAError as e:
                 reply = protocol.Err(error_kind(e), str(e)[:4000])
             _reply(chan, reply)
@@ -323,6 +344,11 @@ class TcpServer:
         self._slots = threading.BoundedSemaphore(config.max_connections)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.unrecoverable: str | None = None  # why serving stopped on a device that cannot be recovered
+
+    def _give_up(self, reason: str) -> None:
+        self.unrecoverable = reason
+        self._stop.set()
 
     def serve_forever(self) -> None:
         self.sock.settimeout(0.2)
@@ -353,7 +379,7 @@ class TcpServer:
                     log.info("rpc: TLS handshake with %s failed: %s", peer, e)
                     conn.close()
                     return
-            serve_channel(SocketChannel(conn), self.config, peer)
+            serve_channel(SocketChannel(conn), self.config, peer, on_unrecoverable=self._give_up)
         finally:
             self._slots.release()
 

@@ -310,3 +310,33 @@ def test_protocol_version_is_in_every_frame():
     import msgpack
 
     assert msgpack.unpackb(body)[0] == protocol.VERSION
+
+
+
+def test_a_device_that_cannot_be_recovered_stops_the_server(env, monkeypatch, capsys):
+    """Without the rights to re-program the FPGA (the service's user), a hang cannot be recovered: the client
+    is told, and the server stops with exit status 3 so that systemd restarts it and programs the FPGA."""
+    from vta.driver.emulated import EmulatedBoard
+    from vta.errors import DeviceError
+    from vta.rpc_cli import _exit_status
+
+    def refuse() -> str:
+        raise DeviceError("pynq could not program the FPGA: PermissionError: [Errno 13] /lib/firmware")
+
+    board = EmulatedBoard.start()  # its own: the module's shared board is held by another session
+    monkeypatch.setattr(board, "reset", refuse)
+    srv = TcpServer(ServerConfig(mode="emulate", token=TOKEN, env=env, emulator=board, max_run_s=0.3)).start()
+    try:
+        rt = Runtime("rpc", env=env, url=_url(srv), token=TOKEN)
+        board.inject("hang")
+        with pytest.raises(DeviceError, match=r"did not finish within 0\.3 s.*Recovery failed: pynq could not program "
+                           r"the FPGA.*\(the server stops serving until it is restarted\)"):
+            programs.matmul_tile(rt, np.random.default_rng(1))
+        rt.close()
+        srv._thread.join(5)
+        assert not srv._thread.is_alive() and "Recovery failed" in srv.unrecoverable
+    finally:
+        srv.stop()
+        board.stop()
+    assert _exit_status(srv.unrecoverable) == 3 and _exit_status(None) == 0
+    assert "vta rpc: stopped serving: " in capsys.readouterr().err
