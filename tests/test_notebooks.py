@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -149,6 +150,34 @@ def test_the_remote_notebook_uses_the_board_the_environment_names(kernel, tmp_pa
                                              "an emulated Pynq board")
     assert "stopped the local" not in text(nb) and EXPECT["5-remote-board"].checked in text(nb)
     assert board.runs > runs
+    assert list(work.iterdir()) == []
+
+
+# ssh as the rpc backend runs it (ssh -T -o BatchMode=yes [-p PORT] TARGET COMMAND...), here on this machine:
+# like sshd, it joins the command words with spaces and hands the line to a shell.
+FAKE_SSH = """#!/bin/sh
+while [ $# -gt 0 ]; do case "$1" in -T) shift ;; -o|-p) shift 2 ;; *) break ;; esac; done
+shift
+exec sh -c "$*"
+"""
+
+
+def test_the_remote_notebook_runs_the_command_named_over_ssh(kernel, tmp_path, monkeypatch):
+    # docs/host.md's recipe: VTA_RPC_URL=ssh://root@pynq and the server started in a login shell on the board.
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "ssh").write_text(FAKE_SSH)
+    (tools / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("VTA_RPC_URL", "ssh://root@pynq")
+    monkeypatch.setenv("VTA_RPC_COMMAND", f"bash -lc '{sys.executable} -m vta.cli rpc serve --stdio --sim "
+                                          f"--lock {tmp_path / 'tools' / 'device.lock'}'")
+    work = tmp_path / "work"
+    work.mkdir()
+    nb = execute(nbformat.read(ROOT / "notebooks" / "5-remote-board.ipynb", as_version=4), kernel, work)
+    assert outputs(nb)[0]["text"].startswith("backend: rpc -- the board at ssh://root@pynq (VTA_RPC_URL); the server "
+                                             "runs the simulator")
+    assert EXPECT["5-remote-board"].checked in text(nb)
     assert list(work.iterdir()) == []
 
 
