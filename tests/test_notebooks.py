@@ -219,6 +219,21 @@ def resolve(site: Path) -> dict:
     return json.loads(done.stdout)
 
 
+def test_without_xgboost_the_tuning_notebook_skips_the_tree_model_and_says_what_to_install(kernel, tmp_path,
+                                                                                          monkeypatch):
+    # As on a board with no XGBoost wheel: the notebook up to its tuning cell, xgboost failing to import.
+    shim = tmp_path / "no-xgboost" / "xgboost"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text('raise ModuleNotFoundError("No module named xgboost", name="xgboost")\n')
+    monkeypatch.setenv("PYTHONPATH", str(shim.parent))
+    nb = nbformat.read(ROOT / "notebooks" / "3-tuning-a-layer.ipynb", as_version=4)
+    last = next(i for i, c in enumerate(nb.cells) if "Tuner(" in c.source)
+    nb.cells = nb.cells[:last + 1]
+    out = text(execute(nb, kernel, tmp_path))
+    assert 'tree-based (XGBoost): skipped -- the tree-based cost model needs XGBoost: pip install ".[tune]"' in out
+    assert "random " in out and "neural (MLP) " in out
+
+
 def test_the_pynq_notebooks_entry_point_resolves_to_the_notebooks():
     # The installed pynq-vta (editable in the test environment, so its notebooks folder is the checkout's).
     info = resolve(Path(importlib.metadata.distribution("pynq-vta").locate_file("")))
