@@ -72,7 +72,7 @@ def load_samples(path: str | Path) -> tuple[list[Sample], dict[int, str]]:
     """Compile every measured line of ``path``; lines that cannot be compiled are returned as {line: reason}."""
     from vta.compiler.build import build
     from vta.compiler.ops.logged import LoggedLineError, build_line, read_lines
-    from vta.sim.predict import program_streams
+    from vta.sim.predict import not_as_logged, program_streams
 
     samples, errors = [], {}
     for n, ln in read_lines(path):
@@ -82,12 +82,12 @@ def load_samples(path: str | Path) -> tuple[list[Sample], dict[int, str]]:
         if ln.measured_s is None:
             errors[n] = "no measured time"
             continue
-        if ln.task == "dense_packed.vta" and ln.data_shape[2:] != (env_batch_block := _blocking(ln.target)):
-            errors[n] = (f"logged in a {ln.data_shape[2]}x{ln.data_shape[3]} blocking, not the target's "
-                         f"{env_batch_block[0]}x{env_batch_block[1]}: the measured program is not the one compiled")
-            continue
         try:
             env, op = build_line(ln)
+            note = not_as_logged(ln, env)
+            if note:
+                errors[n] = note
+                continue
             with env:
                 prog = build(op.schedule, op.args, op.name, env=env)
             streams = program_streams(prog)
@@ -97,13 +97,6 @@ def load_samples(path: str | Path) -> tuple[list[Sample], dict[int, str]]:
         samples.append(Sample(n, ln.session or "", ln.measured_s,
                               env, tuple(_TimingStream(s, env) for s in streams)))
     return samples, errors
-
-
-def _blocking(target: str) -> tuple[int, int]:
-    from vta.compiler.ops.logged import target_env
-
-    env = target_env(target)
-    return env.BATCH, env.BLOCK_IN
 
 
 def _with(hw: HwTiming, name: str, value: float) -> HwTiming:
