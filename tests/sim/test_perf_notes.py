@@ -30,3 +30,13 @@ def test_cli_prints_the_note_and_a_summary_without_noted_lines(tmp_path, capsys)
     assert "line(s) 2 carry a note" in out
     tail = out.split("carry a note")[1]
     assert "summary 1x16 2019-08-13 (LSTM cell): 1 measured line(s)" in tail and "4x8" not in tail
+
+
+def test_calibration_leaves_the_noted_line_out(tmp_path):
+    from vta.sim.calibrate import load_samples
+
+    f = tmp_path / "lines.jsonl"
+    f.write_text("\n".join([LINES[29], LINES[74]]) + "\n")
+    samples, unused = load_samples(f)
+    assert [s.line for s in samples] == [1] and list(unused) == [2]
+    assert "TVM cannot have built this program" in unused[2]
