@@ -73,8 +73,8 @@ def test_dma_costs_pay_latency_per_row_and_one_cycle_per_pad_entry():
 
 
 def test_concurrent_load_and_store_share_the_bus():
-    """Load and store reach DRAM through one AXI port: the store's beats wait while the load's stream,
-    its first-beat latency does not (shared_bus); with shared_bus=False the two overlap completely."""
+    """With shared_bus, load and store reach DRAM through one AXI port: the store's beats wait while the
+    load's stream, its first-beat latency does not; without it (the shipped default) they overlap completely."""
     insns = [MemInsn(memory_type=MEM_INP, y_size=1, x_size=64, x_stride=64),
              MemInsn(opcode=OP_STORE, memory_type=MEM_OUT, y_size=1, x_size=64, x_stride=64), FinishInsn()]
     load_beats = math.ceil(64 * 16 / READ)
@@ -82,13 +82,13 @@ def test_concurrent_load_and_store_share_the_bus():
     load_own = HW.insn_overhead + HW.dma_setup + HW.axi_read_latency
     store_own = HW.insn_overhead + HW.dma_setup + HW.axi_write_latency
     load_start, store_start = first_start(), first_start() + 16 // BUS
-    t = estimate(encode_stream(insns))
+    t = estimate(encode_stream(insns), hw=dataclasses.replace(HW, shared_bus=True))
     assert t.end[0] == load_start + load_own + load_beats  # first on the port: unaffected
     # The store streams until the load's beats take the port, then finishes after them.
     before = load_start + load_own - (store_start + store_own)
     assert 0 < before < store_beats
     assert t.end[1] == load_start + load_own + load_beats + store_beats - before
-    alone = estimate(encode_stream(insns), hw=dataclasses.replace(HW, shared_bus=False))
+    alone = estimate(encode_stream(insns))  # the shipped profile: shared_bus=False
     assert alone.end[1] == store_start + store_own + store_beats and alone.end[0] == t.end[0]
 
 
