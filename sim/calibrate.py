@@ -72,7 +72,7 @@ def load_samples(path: str | Path) -> tuple[list[Sample], dict[int, str]]:
     """Compile every measured line of ``path``; lines that cannot be compiled are returned as {line: reason}."""
     from vta.compiler.build import build
     from vta.compiler.ops.logged import LoggedLineError, build_line, read_lines
-    from vta.sim.predict import program_streams
+    from vta.sim.predict import not_as_logged, program_streams
 
     samples, errors = [], {}
     for n, ln in read_lines(path):
@@ -82,12 +82,12 @@ def load_samples(path: str | Path) -> tuple[list[Sample], dict[int, str]]:
         if ln.measured_s is None:
             errors[n] = "no measured time"
             continue
-        if ln.task == "dense_packed.vta" and ln.data_shape[2:] != (env_batch_block := _blocking(ln.target)):
-            errors[n] = (f"logged in a {ln.data_shape[2]}x{ln.data_shape[3]} blocking, not the target's "
-                         f"{env_batch_block[0]}x{env_batch_block[1]}: the measured program is not the one compiled")
-            continue
         try:
             env, op = build_line(ln)
+            note = not_as_logged(ln, env)
+            if note:
+                errors[n] = note
+                continue
             with env:
                 prog = build(op.schedule, op.args, op.name, env=env)
             streams = program_streams(prog)
@@ -97,13 +97,6 @@ def load_samples(path: str | Path) -> tuple[list[Sample], dict[int, str]]:
         samples.append(Sample(n, ln.session or "", ln.measured_s,
                               env, tuple(_TimingStream(s, env) for s in streams)))
     return samples, errors
-
-
-def _blocking(target: str) -> tuple[int, int]:
-    from vta.compiler.ops.logged import target_env
-
-    env = target_env(target)
-    return env.BATCH, env.BLOCK_IN
 
 
 def _with(hw: HwTiming, name: str, value: float) -> HwTiming:
@@ -239,7 +232,7 @@ def _profile_for(session: str, assigned: dict[str, str], profiles: dict[str, HwT
 
 
 def cross_validate(samples: Sequence[Sample], folds: int = 5,
-                   progress: Callable[[str], None] | None = None) -> dict[str, dict]:
+                   progress: Callable[[str], None] | None = None, start: HwTiming | None = None) -> dict[str, dict]:
     """Errors on lines the fit did not see: K interleaved folds of lines, and leave one session out.
 
     Fold k holds the lines at positions k, k+K, ... (deterministic). Leaving a session out, its
@@ -248,14 +241,14 @@ def cross_validate(samples: Sequence[Sample], folds: int = 5,
     pred: dict[str, list[float]] = {"folds": [0.0] * len(samples), "leave_one_session_out": [0.0] * len(samples)}
     for k in range(folds):
         train = [s for i, s in enumerate(samples) if i % folds != k]
-        profiles, assigned = fit_profiles(train)
+        profiles, assigned = fit_profiles(train, start)
         for i in range(k, len(samples), folds):
             pred["folds"][i] = samples[i].predict(_profile_for(samples[i].session, assigned, profiles))
         if progress:
             progress(f"fold {k + 1}/{folds} done")
     for name in sorted({s.session for s in samples}):
         train = [s for s in samples if s.session != name]
-        profiles, _ = fit_profiles(train)
+        profiles, _ = fit_profiles(train, start)
         for i, s in enumerate(samples):
             if s.session == name:
                 pred["leave_one_session_out"][i] = s.predict(profiles["pynq"])
@@ -275,7 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("file", help="measured lines (shared/calibration format or AutoTVM log)")
     ap.add_argument("--folds", type=int, default=5, help="K of the K-fold cross-validation (0: skip it)")
     ap.add_argument("--json", help="write the fit, the shipped constants and the cross-validation here")
+    ap.add_argument("--shared-bus", action="store_true",
+                    help="fit the model with every DMA sharing the one AXI port (HwTiming.shared_bus; not shipped)")
     args = ap.parse_args(argv)
+    start = HwTiming(shared_bus=args.shared_bus)
     try:
         samples, errors = load_samples(args.file)
     except VTAError as e:
@@ -283,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for n, why in sorted(errors.items()):
         print(f"line {n}: not used: {why}")
-    profiles, assigned = fit_profiles(samples)
+    profiles, assigned = fit_profiles(samples, start)
     print("fitted profiles (constants that differ from HwTiming's defaults):")
     for name, hw in profiles.items():
         print(f"  {name}: {_changed(hw, HwTiming())}")
@@ -295,7 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     fitted = summary(pred, [s.measured_s for s in samples], [s.session for s in samples])
     report = {"fitted": fitted}
     if args.folds:
-        report.update(cross_validate(samples, args.folds, lambda m: print(f"  cross-validation: {m}", flush=True)))
+        report.update(cross_validate(samples, args.folds, lambda m: print(f"  cross-validation: {m}", flush=True),
+                                     start))
     for kind, per in report.items():
         print(f"{kind}:")
         for name, r in per.items():

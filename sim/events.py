@@ -8,6 +8,7 @@ a FIFO) and it is free; a push into a full token FIFO waits for the consumer's p
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,11 +38,60 @@ def _queues(s: DecodedStream) -> tuple[list[int], ...]:
         ("pop_prev_dep", prev), ("pop_next_dep", nxt), ("push_prev_dep", push_prev), ("push_next_dep", push_next)))
 
 
-class Events:
-    """Discrete-event run of fetch and the three module queues; times are cycles."""
+class _Bus:
+    """The one AXI port every DMA shares: busy intervals of the bus, disjoint and sorted.
 
-    def __init__(self, s: DecodedStream, dur: list[int], hw: HwTiming, bus: int):
+    A transfer takes the bus's free cycles from its start on until it has had its cycles
+    (AXI arbitration interleaves masters burst by burst, so a transfer fills the gaps others
+    leave); total bus time is conserved whatever order the modules are simulated in.
+    """
+
+    def __init__(self) -> None:
+        self.s: list[int] = []
+        self.e: list[int] = []
+
+    def fill(self, t: int, need: int) -> tuple[int, list[tuple[int, int]]]:
+        """When a transfer of ``need`` bus cycles wanting the bus from ``t`` ends, and the pieces it takes."""
+        s, e = self.s, self.e
+        i = bisect.bisect_right(e, t)
+        pieces = []
+        while need > 0:
+            if i < len(s) and s[i] <= t:
+                t = e[i]
+                i += 1
+                continue
+            take = need if i == len(s) else min(need, s[i] - t)
+            pieces.append((t, t + take))
+            need -= take
+            t += take
+        return t, pieces
+
+    def take(self, pieces: list[tuple[int, int]]) -> None:
+        s, e = self.s, self.e
+        for a, b in pieces:
+            i = bisect.bisect_left(s, a)
+            if i > 0 and e[i - 1] == a:
+                i -= 1
+                e[i] = b
+            else:
+                s.insert(i, a)
+                e.insert(i, b)
+            if i + 1 < len(s) and s[i + 1] == e[i]:
+                e[i] = e[i + 1]
+                del s[i + 1], e[i + 1]
+
+
+class Events:
+    """Discrete-event run of fetch and the three module queues; times are cycles.
+
+    ``xfer[i]`` > 0: instruction i spends that many of its ``dur[i]`` cycles on the shared bus
+    (only when ``hw.shared_bus``); its other cycles do not need the bus.
+    """
+
+    def __init__(self, s: DecodedStream, dur: list[int], hw: HwTiming, bus: int, xfer: list[int] | None = None):
         self.hw, self.n, self.dur = hw, s.count, dur
+        self.xfer = xfer if xfer is not None and hw.shared_bus else None
+        self.bus = _Bus()
         self.mod = s.module.tolist()
         self.pp, self.pn, self.up, self.un = _queues(s)
         self.pops = [_FLAG_QUEUES[k] for k in zip(self.pp, self.pn)]
@@ -126,7 +176,13 @@ class Events:
                     st = pushed[a][k]
             if wait:
                 break
-            end = done = st + dur[i]
+            pieces = None
+            if self.xfer is not None and self.xfer[i] > 0:
+                own = dur[i] - self.xfer[i]
+                end, pieces = self.bus.fill(st + own, self.xfer[i])
+                done = end
+            else:
+                end = done = st + dur[i]
             for u in pushes:
                 k = len(pushed[u]) - depth
                 if k >= 0:
@@ -137,6 +193,8 @@ class Events:
                         done = popped[u][k]
             if wait:
                 break
+            if pieces:
+                self.bus.take(pieces)
             for u in pushes:
                 pushed[u].append(done + lat)
             for a in pops:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TextIO
 
 __all__ = ["register"]
 
@@ -16,7 +17,6 @@ def _fmt(v: float | None, spec: str) -> str:
 def _predict(args: argparse.Namespace) -> int:
     from vta.compiler.ops.logged import LoggedLineError, read_lines
     from vta.errors import ConfigError, VTAError
-    from vta.sim.calibrate import summary
     from vta.sim.predict import predict_line, profile_for
 
     try:
@@ -38,19 +38,32 @@ def _predict(args: argparse.Namespace) -> int:
         if not args.json:
             _print_row(rows[-1])
     measured = [r for r in rows if "ratio" in r]
-    stats = summary([r["predicted_s"] for r in measured], [r["measured_s"] for r in measured],
-                    [r.get("session") or r["target"] for r in measured]) if measured else {}
     out = sys.stderr if args.json else sys.stdout
     if args.json:
         print(json.dumps(rows, indent=1))
     failed = sum("error" in r for r in rows)
     print(f"{len(rows) - failed} of {len(rows)} line(s) predicted (modeled, nothing executed), {failed} error(s)",
           file=out)
+    _print_summary(measured, "summary", out)
+    noted = [r["line"] for r in measured if "note" in r]
+    if noted:
+        print(f"line(s) {', '.join(map(str, noted))} carry a note (the board cannot have run the logged program); "
+              "without them:", file=out)
+        _print_summary([r for r in measured if "note" not in r], "  summary", out)
+    return 1 if failed else 0
+
+
+def _print_summary(measured: list[dict], label: str, out: TextIO) -> None:
+    from vta.sim.calibrate import summary
+
+    if not measured:
+        return
+    stats = summary([r["predicted_s"] for r in measured], [r["measured_s"] for r in measured],
+                    [r.get("session") or r["target"] for r in measured])
     for name, r in stats.items():
-        print(f"summary {name}: {r['lines']} measured line(s), median |predicted/measured - 1| "
+        print(f"{label} {name}: {r['lines']} measured line(s), median |predicted/measured - 1| "
               f"{r['median_abs_error']:.1%}, within ±25 % {r['within_25pct']:.1%}, Spearman "
               f"{_fmt(r['spearman'], '.3f')}", file=out)
-    return 1 if failed else 0
 
 
 def _print_row(r: dict) -> None:
@@ -58,7 +71,8 @@ def _print_row(r: dict) -> None:
         print(f"line {r['line']}: error: {r['error']}")
         return
     ratio = f"  measured {r['measured_s'] * 1e3:.3f} ms  ratio {r['ratio']:.3f}" if "ratio" in r else ""
-    print(f"line {r['line']}: predicted {r['predicted_s'] * 1e3:.3f} ms (modeled, profile {r['profile']}){ratio}")
+    note = f"\n  note: {r['note']}" if "note" in r else ""
+    print(f"line {r['line']}: predicted {r['predicted_s'] * 1e3:.3f} ms (modeled, profile {r['profile']}){ratio}{note}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -92,6 +92,11 @@ class HwTiming:
     # Host side of one device run as the board's timer sees it: cache flush of the stream,
     # starting the modules and polling for completion, microseconds.
     host_us: float = 0.0
+    # All DMA masters (load, store, compute's UOP/ACC loads) reach DRAM through the one S_AXI_ACP
+    # port (spec §3.1, vivado.tcl). True: their data beats share its cycles (a row's beats wait
+    # while another master's stream; its first-beat latency does not hold the port). Off by default:
+    # refitted with it, the cross-validated errors got worse on some sessions (docs/perf-model.md).
+    shared_bus: bool = False
 
 
 # Fitted profiles: written by ``python -m vta.sim.calibrate`` from the board times in
@@ -216,7 +221,7 @@ def _elem_table(env: Environment) -> np.ndarray:
     return t
 
 
-def _costs(s: DecodedStream, hw: HwTiming, bus: int) -> tuple[np.ndarray, dict[str, int], int, int]:
+def _costs(s: DecodedStream, hw: HwTiming, bus: int) -> tuple[np.ndarray, np.ndarray, dict[str, int], int, int]:
     """Per-instruction execution cycles, DRAM bytes per memory type, GEMM and ALU micro-op totals."""
     env, op, m = s.env, s.opcode, s.mem
     is_load, is_store = op == OP_LOAD, op == OP_STORE
@@ -228,6 +233,7 @@ def _costs(s: DecodedStream, hw: HwTiming, bus: int) -> tuple[np.ndarray, dict[s
     latency = np.where(is_store, hw.axi_write_latency, hw.axi_read_latency)
     pads = np.where(is_load, (m["x_pad_0"] + x + m["x_pad_1"]) * (m["y_pad_0"] + y + m["y_pad_1"]) - x * y, 0)
     dma = np.where(active, hw.dma_setup + y * (latency + beats) + pads * hw.pad_entry_cycles, 0)
+    xfer = np.where(active, y * beats, 0)  # cycles on the shared port: the data beats
     g = s.gemm
     uops = g["iter_out"] * g["iter_in"] * np.maximum(g["uop_end"] - g["uop_bgn"], 0)
     is_gemm, is_alu = op == OP_GEMM, op == OP_ALU
@@ -241,7 +247,7 @@ def _costs(s: DecodedStream, hw: HwTiming, bus: int) -> tuple[np.ndarray, dict[s
               "acc": int(per_type[MEM_ACC] + per_type[MEM_ACC_8BIT]), "uop": int(per_type[MEM_UOP]),
               "out": int(per_type[8]), "insn": 16 * s.count}
     gemm_uops = int(uops[is_gemm & (g["reset_reg"] == 0)].sum())
-    return dur, nbytes, gemm_uops, int(uops[is_alu].sum())
+    return dur, xfer, nbytes, gemm_uops, int(uops[is_alu].sum())
 
 
 
@@ -317,8 +323,8 @@ def estimate(source: bytes | DecodedStream | object, env: Environment | None = N
     if not (s.opcode == OP_FINISH).any():
         raise MissingFinishError(f"the stream of {s.count} instruction(s) has no FINISH, so it never completes")
     bus = hw.bus_bytes or (1 << s.env.LOG_BUS_WIDTH) // 8
-    dur, nbytes, gemm_uops, alu_uops = _costs(s, hw, bus)
-    ev = Events(s, dur.tolist(), hw, bus)
+    dur, xfer, nbytes, gemm_uops, alu_uops = _costs(s, hw, bus)
+    ev = Events(s, dur.tolist(), hw, bus, xfer.tolist() if hw.shared_bus else None)
     ev.run()
     end = np.asarray(ev.end, dtype=np.int64)
     cycles = max(int(end.max(initial=0)), *ev.free)

@@ -54,3 +54,14 @@ def test_refitting_the_shipped_data_reproduces_the_shipped_profiles(tmp_path):
     report = json.loads(out.read_text())
     assert report["reproduced"] and list(report["unused_lines"]) == ["75"]  # the reblocked 4x8 dense line
     assert {k: HwTiming(**v) for k, v in report["profiles"].items()} == PROFILES
+
+
+def test_shared_bus_option_fits_that_model(tmp_path):
+    """--shared-bus fits the model with one AXI port for every DMA: its profiles say so and differ from the shipped."""
+    lines = DATA.read_text().splitlines()
+    f = tmp_path / "small.jsonl"
+    f.write_text("\n".join(lines[n - 1] for n in SMALL) + "\n")
+    out = tmp_path / "fit.json"
+    assert calibrate.main([str(f), "--folds", "0", "--shared-bus", "--json", str(out)]) == 3
+    report = json.loads(out.read_text())
+    assert not report["reproduced"] and all(p["shared_bus"] for p in report["profiles"].values())

@@ -11,7 +11,20 @@ import pytest
 
 from tests.sim.programs import load_uops, program, put
 from vta.errors import ConfigError, DeadlockError, MissingFinishError
-from vta.isa import ALU_ADD, MEM_INP, MEM_WGT, OP_LOAD, AluInsn, FinishInsn, GemmInsn, MemInsn, encode_stream
+from vta.isa import (
+    ALU_ADD,
+    MEM_INP,
+    MEM_OUT,
+    MEM_WGT,
+    OP_LOAD,
+    OP_STORE,
+    AluInsn,
+    FinishInsn,
+    GemmInsn,
+    MemInsn,
+    encode_stream,
+)
+from vta.sim.events import _Bus
 from vta.sim.perf import PYNQ_Z1, HwTiming, concatenate, estimate
 from vta.sim.trace import busy_overlap
 
@@ -57,6 +70,36 @@ def test_dma_costs_pay_latency_per_row_and_one_cycle_per_pad_entry():
     assert dur(t, 0) == load_cycles(4, 10, 16, pad_entries=5 * 12 - 40)
     assert dur(t, 1) == load_cycles(1, 3, 256)
     assert t.dram_bytes == {"inp": 640, "wgt": 768, "acc": 0, "uop": 0, "out": 0, "insn": 80}
+
+
+def test_concurrent_load_and_store_share_the_bus():
+    """With shared_bus, load and store reach DRAM through one AXI port: the store's beats wait while the
+    load's stream, its first-beat latency does not; without it (the shipped default) they overlap completely."""
+    insns = [MemInsn(memory_type=MEM_INP, y_size=1, x_size=64, x_stride=64),
+             MemInsn(opcode=OP_STORE, memory_type=MEM_OUT, y_size=1, x_size=64, x_stride=64), FinishInsn()]
+    load_beats = math.ceil(64 * 16 / READ)
+    store_beats = math.ceil(64 * 16 / HW.write_bytes_per_cycle)
+    load_own = HW.insn_overhead + HW.dma_setup + HW.axi_read_latency
+    store_own = HW.insn_overhead + HW.dma_setup + HW.axi_write_latency
+    load_start, store_start = first_start(), first_start() + 16 // BUS
+    t = estimate(encode_stream(insns), hw=dataclasses.replace(HW, shared_bus=True))
+    assert t.end[0] == load_start + load_own + load_beats  # first on the port: unaffected
+    # The store streams until the load's beats take the port, then finishes after them.
+    before = load_start + load_own - (store_start + store_own)
+    assert 0 < before < store_beats
+    assert t.end[1] == load_start + load_own + load_beats + store_beats - before
+    alone = estimate(encode_stream(insns))  # the shipped profile: shared_bus=False
+    assert alone.end[1] == store_start + store_own + store_beats and alone.end[0] == t.end[0]
+
+
+def test_bus_fills_the_gaps_others_leave():
+    bus = _Bus()
+    bus.take(bus.fill(10, 5)[1])  # [10, 15)
+    bus.take(bus.fill(20, 5)[1])  # [20, 25)
+    end, pieces = bus.fill(8, 8)  # 2 cycles before the first, 5 in the gap, 1 after the second
+    assert (end, pieces) == (26, [(8, 10), (15, 20), (25, 26)])
+    bus.take(pieces)
+    assert (bus.s, bus.e) == ([8], [26])  # merged into one busy interval
 
 
 def test_serialized_program_takes_the_sum_of_its_parts(dev):
