@@ -47,8 +47,8 @@ def _predict(args: argparse.Namespace) -> int:
     _print_summary(measured, "summary", out)
     noted = [r["line"] for r in measured if "note" in r]
     if noted:
-        print(f"line(s) {', '.join(map(str, noted))} carry a note (the board cannot have run the logged program); "
-              "without them:", file=out)
+        print(f"line(s) {', '.join(map(str, noted))} carry a note (predicted as an inferred program, not the "
+              "logged one); without them:", file=out)
         _print_summary([r for r in measured if "note" not in r], "  summary", out)
     return 1 if failed else 0
 

@@ -21,7 +21,6 @@ from vta.sim.perf import PYNQ_Z1, HwTiming, Timing, concatenate, estimate
 if TYPE_CHECKING:
     from vta.compiler.ops.logged import LoggedLine
     from vta.compiler.program import Program
-    from vta.config import Environment
 
 __all__ = ["DEFAULT_PROFILE", "not_as_logged", "predict_line", "predict_program", "profile_for", "program_streams",
            "session_of"]
@@ -91,24 +90,26 @@ def profile_for(session: str | None, override: str | None = None) -> str:
     return name
 
 
-def not_as_logged(ln: LoggedLine, env: Environment) -> str | None:
-    """Why the board cannot have run ``ln`` as logged on its target, or None.
+def not_as_logged(ln: LoggedLine) -> str | None:
+    """Why the measured program is not the one ``ln``'s target names, or None.
 
-    A dense line whose data is packed in blocks other than the target's (BATCH, BLOCK_IN): TVM's
-    dense schedule tensorizes the (batch-inner, block) loops with the target's GEMM intrinsic,
-    whose input buffer is declared (BATCH, BLOCK_IN); binding the logged region to it fails, so
-    TVM could not build that program for the target. The compiler here reblocks the tiles (same
-    element extents), which is a different program from the one the board measured.
+    A dense line packed in blocks other than its target's (BATCH, BLOCK_IN): TVM's dense template
+    tensorizes the (batch-inner, block) loops with the target's GEMM intrinsic, whose input buffer
+    is declared (BATCH, BLOCK_IN); binding the logged region to it fails, so TVM could not have
+    built that program for the target. It is predicted as the program for the blocks it is packed
+    in (:func:`vta.compiler.ops.logged.program_env`), which the calibration does not fit on.
     """
+    from vta.compiler.ops.logged import program_env, target_env
+
     if ln.task != "dense_packed.vta" or len(ln.data_shape) != 4:
         return None
-    logged, own = tuple(ln.data_shape[2:]), (env.BATCH, env.BLOCK_IN)
-    if logged == own:
+    target, ran = target_env(ln.target), program_env(ln)
+    if ran.MODEL == target.MODEL:
         return None
-    return (f"logged in {logged[0]}x{logged[1]} blocks {list(ln.data_shape)}, but TVM's GEMM intrinsic for "
-            f"{env.MODEL} takes {own[0]}x{own[1]} input blocks, so TVM cannot have built this program for "
-            "this target; predicted as the same tiles reblocked to the target's layout, not the program the "
-            "board measured")
+    return (f"logged for {target.MODEL} but packed in {ln.data_shape[2]}x{ln.data_shape[3]} blocks "
+            f"{list(ln.data_shape)}; TVM's GEMM intrinsic for {target.MODEL} takes {target.BATCH}x{target.BLOCK_IN} "
+            f"input blocks, so TVM cannot have built this program for that target: predicted as the program "
+            f"for {ran.MODEL} (inferred, not fitted)")
 
 
 def predict_line(ln: LoggedLine, profile: str | None = None) -> dict:
@@ -116,11 +117,12 @@ def predict_line(ln: LoggedLine, profile: str | None = None) -> dict:
 
     Returns ``line``, ``predicted_s`` (device plus host side, modeled), ``profile``, ``cycles``,
     ``instructions``, the line's ``task``/``session``, ``measured_s``/``ratio`` when it was
-    measured, and ``note`` when the board cannot have run the logged program (:func:`not_as_logged`).
+    measured, and ``note`` with ``ran_as`` (the configuration predicted) when the board cannot have run the
+    logged program (:func:`not_as_logged`).
     Raises LoggedLineError (the line cannot be compiled) or ConfigError (unknown profile).
     """
     from vta.compiler.build import build
-    from vta.compiler.ops.logged import LoggedLineError, build_line
+    from vta.compiler.ops.logged import LoggedLineError, build_line, target_env
     from vta.errors import LoweringError, ScheduleError
     from vta.sim.perf import PROFILES
 
@@ -139,9 +141,9 @@ def predict_line(ln: LoggedLine, profile: str | None = None) -> dict:
            "session": session}
     if ln.log_line is not None:
         out["log_line"] = ln.log_line
-    note = not_as_logged(ln, env)
+    note = not_as_logged(ln)
     if note:
-        out["note"] = note
+        out["note"], out["target"], out["ran_as"] = note, target_env(ln.target).MODEL, env.MODEL
     if ln.measured_s is not None:
         out["measured_s"] = ln.measured_s
         out["ratio"] = t.wall_seconds / ln.measured_s

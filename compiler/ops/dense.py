@@ -191,8 +191,14 @@ def dense_packed(data: Tensor, weight: Tensor, epilogue: Epilogue | None = None)
     return DenseTensors(data, weight, res, tuple(ewise), out)
 
 
-def schedule_dense_packed(tensors: DenseTensors, config: DenseConfig | None = None) -> Schedule:
+def schedule_dense_packed(tensors: DenseTensors, config: DenseConfig | None = None, *,
+                          loads_per_batch_row: bool = False) -> Schedule:
     """Output tiles at (b_outer, co_outer) in the accumulator, GEMM over (ci_outer loads, ci_inner, b, co).
+
+    ``loads_per_batch_row`` puts the tile's batch rows outside the reduction, as TVM's
+    ``schedule_dense_packed`` does: the input and weight loads then repeat for every batch row
+    of the tile (the program the published logs measured); by default each reduction step loads
+    the weights once for all the tile's rows.
 
     Raises
     ------
@@ -223,7 +229,7 @@ def schedule_dense_packed(tensors: DenseTensors, config: DenseConfig | None = No
     schedule_ewise(s, tensors.ewise, s[out], store_at)
     rb, rc, rbi, rci = s[res].op.axis
     ko, ki = s[res].op.reduce_axis
-    s[res].reorder(ko, rb, rc, rbi, rci, ki)
+    s[res].reorder(*((rb, ko) if loads_per_batch_row else (ko, rb)), rc, rbi, rci, ki)
     ko_o, _ = s[res].split(ko, factor=cfg.tile_ci[1])
     for cache in (cdata, cweight):
         s[cache].compute_at(s[res], ko_o)
@@ -234,8 +240,10 @@ def schedule_dense_packed(tensors: DenseTensors, config: DenseConfig | None = No
 
 
 def dense(batch: int, in_features: int, out_features: int, config: DenseConfig | None = None,
-          epilogue: Epilogue | None = None) -> ScheduledOp:
+          epilogue: Epilogue | None = None, *, loads_per_batch_row: bool = False) -> ScheduledOp:
     """A scheduled packed dense layer (sizes in elements, multiples of the block sizes) and its reference.
+
+    ``loads_per_batch_row``: TVM's loop order (see :func:`schedule_dense_packed`).
 
     Examples
     --------
@@ -252,6 +260,6 @@ def dense(batch: int, in_features: int, out_features: int, config: DenseConfig |
                              env.BLOCK_IN), "int8", "weight")
     ep = epilogue or Epilogue()
     tensors = dense_packed(data, weight, ep)
-    s = schedule_dense_packed(tensors, config)
+    s = schedule_dense_packed(tensors, config, loads_per_batch_row=loads_per_batch_row)
     return ScheduledOp(f"dense_{batch}x{in_features}x{out_features}", s, tensors.args,
                        lambda d, w: ep.reference(reference.dense(d, w)))

@@ -21,10 +21,11 @@ from typing import Any
 
 from vta.compiler.autotvm import RecordError, is_record, numbered_lines, record_from_json
 from vta.compiler.ops.common import Epilogue, ScheduledOp
-from vta.config import Environment, get_env
+from vta.config import Environment, default_config_path, get_env, load_config
 from vta.errors import ConfigError, ScheduleError, VTAError
 
-__all__ = ["LoggedLine", "LoggedLineError", "build_line", "model_keys", "parse_line", "read_lines", "target_env"]
+__all__ = ["LoggedLine", "LoggedLineError", "build_line", "model_keys", "parse_line", "program_env", "read_lines",
+           "target_env"]
 
 _TARGET = re.compile(r"^(?:\w+_)?(\d+)x(\d+)_i(\d+)w(\d+)a(\d+)_(\d+)_(\d+)_(\d+)_(\d+)$")
 # What TVM's VTA tuning script fuses after every template (tune_relay_vta.py: right_shift by 8,
@@ -183,7 +184,7 @@ def _split(knobs: dict, name: str, extent: int) -> tuple[int, int]:
 def _check_shapes(ln: LoggedLine, env: Environment) -> None:
     d, k = ln.data_shape, ln.kernel_shape
     if ln.task == "dense_packed.vta":
-        return  # any blocking: _dense repacks
+        return  # _dense checks its own (4-d) packing
     want_d, want_k = (env.BATCH, env.BLOCK_IN), (env.BLOCK_OUT, env.BLOCK_IN)
     if len(d) != 6 or tuple(d[4:]) != want_d or len(k) != 6 or tuple(k[4:]) != want_k:
         raise ScheduleError(f"data {list(d)} / kernel {list(k)} are not packed for {env.BITSTREAM} "
@@ -212,22 +213,8 @@ def _conv2d(ln: LoggedLine) -> ScheduledOp:
     return conv2d(wl, cfg, TUNING_EPILOGUE)
 
 
-def _reblock(knobs: dict, name: str, logged_block: int, block: int, extent: int) -> tuple[int, int]:
-    """A split knob of a tensor logged in blocks of ``logged_block`` elements, for blocks of ``block``.
-
-    The inner tile keeps its size in elements; it must be a whole number of the target's blocks.
-    """
-    _, inner = _split(knobs, name, extent * block // logged_block)
-    elems = inner * logged_block
-    if elems % block or extent % (elems // block):
-        raise ScheduleError(f"knob {name}: an inner tile of {elems} elements is not a whole number of "
-                            f"{block}-element blocks dividing {extent} blocks")
-    return extent // (elems // block), elems // block
-
-
 def _dense(ln: LoggedLine) -> ScheduledOp:
-    """Dense with the logged knobs; shapes logged in another blocking (the 4x8 LSTM line is logged in the
-    1x16 layout, (N, K/16, 1, 16)) are repacked to the target's blocks, each tile keeping its element extent."""
+    """Dense with the logged knobs in TVM's loop order (the batch rows of a tile outside the reduction)."""
     from vta.compiler.ops.dense import DenseConfig, dense
 
     env = get_env()
@@ -235,17 +222,32 @@ def _dense(ln: LoggedLine) -> ScheduledOp:
     if len(d) != 4 or len(k) != 4 or d[1] != k[1] or d[3] != k[3]:
         raise ScheduleError(f"dense data {list(d)} and kernel {list(k)} must be 4-d (N, K, n, k) and (M, K, m, k) "
                             "with the same input blocking")
-    batch, ins, outs = d[0] * d[2], d[1] * d[3], k[0] * k[2]
-    for what, n, blk in (("batch", batch, env.BATCH), ("input features", ins, env.BLOCK_IN),
-                         ("output features", outs, env.BLOCK_OUT)):
-        if n % blk:
-            raise ScheduleError(f"dense {what} {n} is not a multiple of the target's block {blk}")
+    if (d[2], d[3], k[2]) != (env.BATCH, env.BLOCK_IN, env.BLOCK_OUT):
+        raise ScheduleError(f"data {list(d)} / kernel {list(k)} are not packed for {env.MODEL}")
     kn = ln.knobs
-    cfg = DenseConfig(tile_b=_reblock(kn, "tile_b", d[2], env.BATCH, batch // env.BATCH),
-                      tile_co=_reblock(kn, "tile_co", k[2], env.BLOCK_OUT, outs // env.BLOCK_OUT),
-                      tile_ci=_reblock(kn, "tile_ci", d[3], env.BLOCK_IN, ins // env.BLOCK_IN),
-                      oc_nthread=kn.get("oc_nthread", 1))
-    return dense(batch, ins, outs, cfg, TUNING_EPILOGUE)
+    cfg = DenseConfig(tile_b=_split(kn, "tile_b", d[0]), tile_co=_split(kn, "tile_co", k[0]),
+                      tile_ci=_split(kn, "tile_ci", d[1]), oc_nthread=kn.get("oc_nthread", 1))
+    return dense(d[0] * d[2], d[1] * d[3], k[0] * k[2], cfg, TUNING_EPILOGUE, loads_per_batch_row=True)
+
+
+def program_env(ln: LoggedLine) -> Environment:
+    """The configuration the board that measured ``ln`` ran: its target's, with one exception.
+
+    A dense line packed in other blocks than its target's (TVM's 4x8 LSTM line is packed
+    (4, 16, 1, 16), 1x16 blocks): TVM's dense template tensorizes those blocks with the target's
+    GEMM intrinsic, whose buffers are declared in the target's blocks, so TVM could not build it
+    for that target; the program that was measured is the one for the blocks it is packed in,
+    on the released Pynq configuration with those blocks (``vta.sim.predict.not_as_logged``).
+    """
+    env = target_env(ln.target)
+    d = ln.data_shape
+    if ln.task != "dense_packed.vta" or len(d) != 4 or (d[2], d[3]) == (env.BATCH, env.BLOCK_IN):
+        return env
+    released = load_config(default_config_path("pynq"))
+    if (d[2], d[3]) != (released.BATCH, released.BLOCK_IN):
+        raise ConfigError(f"dense data {list(d)} is packed in {d[2]}x{d[3]} blocks, which neither the target "
+                          f"{env.MODEL} nor the released configuration {released.MODEL} has")
+    return target_env(released.MODEL)
 
 
 def _conv2d_transpose(ln: LoggedLine) -> ScheduledOp:
@@ -291,7 +293,7 @@ def build_line(ln: LoggedLine) -> tuple[Environment, ScheduledOp]:
         known = ", ".join(_BUILDERS)
         raise LoggedLineError(f"task {ln.task!r} is not supported; supported tasks: {known}")
     try:
-        env = target_env(ln.target)
+        env = program_env(ln)
     except ConfigError as e:
         raise LoggedLineError(f"target cannot be configured: {e}") from e
     with env:

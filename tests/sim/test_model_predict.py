@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vta.cli import main
+from vta.compiler.build import build
 from vta.compiler.ops.logged import LoggedLineError, build_line, parse_line, read_lines, target_env
 from vta.errors import ConfigError
+from vta.runtime import Runtime
 from vta.sim.perf import PROFILES, SESSION_PROFILES
 from vta.sim.predict import predict_line, profile_for
 
@@ -41,10 +44,17 @@ def test_target_strings_configure_both_logged_configurations():
         target_env("pynq_1x3_i8w8a32_15_15_18_17")
 
 
-def test_4x8_dense_line_logged_in_the_1x16_layout_is_reblocked():
+def test_4x8_dense_line_logged_in_the_1x16_layout_is_built_for_its_blocks_and_runs_bit_exact():
     env, op = build_line(parse_line(LINES[74], 75))
-    assert (env.BATCH, env.BLOCK_IN) == (4, 8)
-    assert [t.shape for t in op.args] == [(1, 32, 4, 8), (16, 32, 8, 8), (1, 16, 4, 8)]
+    assert (env.BATCH, env.BLOCK_IN) == (1, 16)
+    assert [t.shape for t in op.args] == [(4, 16, 1, 16), (8, 16, 16, 16), (4, 8, 1, 16)]
+    with env:
+        prog = build(op.schedule, op.args, op.name, env=env)
+        data, weight = op.random_inputs(np.random.default_rng(3))
+        out = op.empty_output()
+        with Runtime("sim", env=env) as rt:
+            prog.run(data, weight, out, runtime=rt)
+    assert np.array_equal(out, op.reference(data, weight))
 
 
 def _bad(**changes) -> str:
