@@ -110,7 +110,12 @@ def write_curve_png(curves: dict[str, list[float]], path: str | Path, title: str
 
 def _tune_one(task: Task, env: Environment, args: argparse.Namespace, transfer: TransferData, out) -> TuneResult:
     print(task.space.describe())
-    measurer = create_measurer(args.measurer, **({"emulator": args.emulator} if args.emulator else {}))
+    if args.measurer == "fleet":
+        options = {"execute": args.execute, "scheduler": args.scheduler, "tls_ca_file": args.tls_ca_file,
+                   "tls_cert": args.tls_cert, "tls_key": args.tls_key, "seed": args.seed}
+    else:
+        options = {"emulator": args.emulator} if args.emulator else {}
+    measurer = create_measurer(args.measurer, **options)
     try:
         measurer.open()
         tuner = Tuner(task, measurer, args.cost_model, seed=args.seed, batch=args.batch, transfer=transfer)

@@ -199,11 +199,18 @@ class BoardMeasurer(_Executing):
         return best
 
 
-MEASURERS = {"model": ModelMeasurer, "sim": SimMeasurer, "board": BoardMeasurer}
+def _fleet_measurer(**options: Any) -> Measurer:
+    """The fleet measurer (:mod:`.fleet_measure`), imported when asked for: it needs Dask distributed."""
+    from vta.compiler.tune.fleet_measure import FleetMeasurer
+
+    return FleetMeasurer(**options)
+
+
+MEASURERS = {"model": ModelMeasurer, "sim": SimMeasurer, "board": BoardMeasurer, "fleet": _fleet_measurer}
 
 
 def create_measurer(name: str, **options: Any) -> Measurer:
-    """A measurer by name: ``model``, ``sim`` or ``board`` (the ``pynq`` backend)."""
+    """A measurer by name: ``model``, ``sim``, ``board`` (the ``pynq`` backend) or ``fleet``."""
     if name == "pynq":
         name = "board"
     if name not in MEASURERS:
