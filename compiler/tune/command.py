@@ -113,6 +113,8 @@ def _tune_one(task: Task, env: Environment, args: argparse.Namespace, transfer: 
     if args.measurer == "fleet":
         options = {"execute": args.execute, "scheduler": args.scheduler, "tls_ca_file": args.tls_ca_file,
                    "tls_cert": args.tls_cert, "tls_key": args.tls_key, "seed": args.seed}
+    elif args.scheduler or args.execute:
+        raise TuneError("--scheduler and --execute go with --measurer fleet")
     else:
         options = {"emulator": args.emulator} if args.emulator else {}
     measurer = create_measurer(args.measurer, **options)
