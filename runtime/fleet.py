@@ -43,6 +43,12 @@ PLUGIN_NAME = "vta-device"
 RESOURCE = {"vta": 1}
 BATCHES_PER_WORKER = 4  # enough batches to balance uneven jobs, few enough that round trips stay negligible
 MODELED, MEASURED = "modeled", "measured"
+# Dask's defaults suit a dashboard user; a fleet measures, so the background work that takes CPU (and the GIL)
+# from the measuring thread is turned down: every worker's 10 ms stack sampler, the 20 ms event-loop health
+# tick of every server (scheduler, nannies, workers) and the 100 ms memory polls. Halves a local cluster's idle
+# CPU use and more (benchmarks/fleet.py).
+QUIET_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
+                "distributed.admin.system-monitor.interval": "2s", "distributed.worker.memory.monitor-interval": "1s"}
 
 
 def require_distributed() -> Any:
@@ -215,12 +221,14 @@ class Fleet:
         """A cluster on this machine (what a laptop gets with no set-up): ``n_workers`` processes of one thread,
         one device each, TLS with a temporary certificate."""
         distributed = require_distributed()
+        import dask
         from distributed.security import Security
 
         security = Security.temporary()
-        cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                           resources=RESOURCE, security=security, dashboard_address=None)
-        client = distributed.Client(cluster, security=security)
+        with dask.config.set(QUIET_CONFIG):  # the nannies hand the configuration to their worker processes
+            cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                               resources=RESOURCE, security=security, dashboard_address=None)
+            client = distributed.Client(cluster, security=security)
         client.register_plugin(DevicePlugin(mode))
         return cls(client, cluster)
 
