@@ -29,6 +29,8 @@ from vta.runtime.fleet import MODELED, Fleet, Job, Measurement
 
 __all__ = ["FleetMeasurer", "TaskConfig"]
 
+LOCAL_WORKERS_MAX = 4  # the tuner measures 4 configurations per round by default (vta tune --batch)
+
 
 @dataclass(frozen=True)
 class TaskConfig:
@@ -61,7 +63,7 @@ class FleetMeasurer(Measurer):
             raise TuneError(f"fleet measurer: the scheduler {scheduler} needs --tls-ca-file, --tls-cert and "
                             "--tls-key (the cluster admits only holders of its certificates)")
         self.execute, self.scheduler, self.tls = execute, scheduler, tls
-        self.n_workers = workers or min(os.cpu_count() or 1, 2)
+        self.n_workers = workers or min(os.cpu_count() or 1, LOCAL_WORKERS_MAX)
         self.seed, self.repeat, self.model_options = seed, repeat, model_options
         self._fleet, self._own = fleet, fleet is None
         self._references: dict[tuple, tuple[list[np.ndarray], np.ndarray]] = {}
