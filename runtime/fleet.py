@@ -257,7 +257,10 @@ class Fleet:
 
     def workers(self) -> list[str]:
         """Addresses of the workers that offer a device."""
-        info = self.client.scheduler_info(n_workers=-1)["workers"]
+        try:
+            info = self.client.scheduler_info(n_workers=-1)["workers"]  # all of them, not the first five
+        except TypeError:  # an older distributed lists every worker and takes no argument
+            info = self.client.scheduler_info()["workers"]
         return sorted(addr for addr, w in info.items() if w.get("resources", {}).get("vta", 0) >= 1)
 
     def device_kinds(self) -> dict[str, str]:
