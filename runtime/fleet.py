@@ -226,8 +226,10 @@ class Fleet:
 
         security = Security.temporary()
         with dask.config.set(QUIET_CONFIG):  # the nannies hand the configuration to their worker processes
+            # the scheduler's HTTP server starts in any case: on a free loopback port, as the rest of the cluster
             cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                               resources=RESOURCE, security=security, dashboard_address=None)
+                                               resources=RESOURCE, security=security,
+                                               dashboard_address="127.0.0.1:0")
             client = distributed.Client(cluster, security=security)
         client.register_plugin(DevicePlugin(mode))
         return cls(client, cluster)
