@@ -88,6 +88,23 @@ def test_timing_only_jobs_are_modeled_not_executed(conv, sim_fleet):
         assert r.seconds == model_seconds(prog)
 
 
+def test_jobs_travel_in_batches_to_quiet_workers(conv, sim_fleet):
+    import dask
+    from distributed import get_task_stream
+
+    from vta.runtime.fleet import BATCHES_PER_WORKER
+
+    jobs = [Job.timing(f"b{i}", conv[0]) for i in range(12)]
+    for batch, tasks in ((None, BATCHES_PER_WORKER), (1, 12), (5, 3)):
+        with get_task_stream(sim_fleet.client) as stream:
+            assert [r.key for r in sim_fleet.measure(jobs, batch)] == [j.key for j in jobs]
+        assert len(stream.data) == tasks  # one scheduler round trip per batch, not per job
+    # the worker's stack sampler and fast event-loop tick would take CPU and the GIL from the measuring thread
+    assert set(sim_fleet.client.run(lambda: (dask.config.get("distributed.worker.profile.enabled"),
+                                             dask.config.get("distributed.admin.tick.interval"))).values()) == \
+        {(False, "1s")}
+
+
 def test_a_failing_job_is_an_error_of_its_own_in_its_batch(conv, sim_fleet):
     prog, a, w, want = conv
     jobs = [Job("good", prog, (a, w), want.shape), Job("bad", prog, (a,), want.shape),
