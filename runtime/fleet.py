@@ -271,7 +271,8 @@ class Fleet:
                                workers=self.workers())
 
     def measure(self, jobs: Sequence[Job], batch: int | None = None) -> list[Measurement]:
-        """One measurement per job, in the jobs' order; a job whose worker died runs again on another.
+        """One measurement per job, in the jobs' order; a job whose worker died runs again on another, and a job
+        that could not run has ``error`` set.
 
         Jobs go in batches of ``batch`` (default: about ``BATCHES_PER_WORKER`` batches per worker).
         """
@@ -288,7 +289,18 @@ class Fleet:
         token = uuid.uuid4().hex[:12]
         futures = self.client.map(run_batch, parts, key=[f"vta-jobs-{token}-{i}" for i in range(len(parts))],
                                   resources=RESOURCE, pure=False)
-        return [m for part in self.client.gather(futures) for m in part]
+        done = iter(self.client.gather(futures, errors="skip"))
+        results = []
+        for part, future in zip(parts, futures):
+            if future.status == "finished":
+                results += next(done)
+                continue
+            # the batch itself failed (an unexpected exception, or its workers kept dying): each job says so
+            error = f"the fleet could not run it: {type(future.exception()).__name__}: {future.exception()}"
+            log.warning("fleet jobs %s: %s", ", ".join(job.key for job in part), error)
+            results += [Measurement(job.key, None, (), None, "", None, MODELED if job.timing_only else MEASURED,
+                                    error) for job in part]
+        return results
 
     def close(self) -> None:
         self.client.close()

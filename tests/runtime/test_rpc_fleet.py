@@ -105,6 +105,19 @@ def test_jobs_travel_in_batches_to_quiet_workers(conv, sim_fleet):
         {(False, "1s")}
 
 
+class _Crashing:
+    """A program source whose compiler has a bug (not a VTAError): its whole batch fails on the worker."""
+
+    def compile(self):
+        raise RuntimeError("compiler bug")
+
+
+def test_a_failing_batch_is_an_error_of_each_of_its_jobs_only(conv, sim_fleet):
+    crash, good = sim_fleet.measure([Job.timing("crash", _Crashing()), Job.timing("good", conv[0])], batch=1)
+    assert crash.error == "the fleet could not run it: RuntimeError: compiler bug" and crash.seconds is None
+    assert good.ok and good.seconds > 0
+
+
 def test_a_failing_job_is_an_error_of_its_own_in_its_batch(conv, sim_fleet):
     prog, a, w, want = conv
     jobs = [Job("good", prog, (a, w), want.shape), Job("bad", prog, (a,), want.shape),
