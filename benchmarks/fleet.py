@@ -11,7 +11,7 @@ also hosts the scheduler) and of the workers show where the time goes; the load 
 because other processes on the machine take cores from the workers. Prints a table and writes
 ``benchmarks/results/fleet.json``.
 
-    python benchmarks/fleet.py [--jobs 96] [--reps 7] [--execute] [--out FILE]
+    python benchmarks/fleet.py [--jobs 400] [--reps 7] [--execute] [--out FILE]
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class Bench:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=96, help="jobs per run (default 96)")
+    parser.add_argument("--jobs", type=int, default=400, help="jobs per run (default 400)")
     parser.add_argument("--reps", type=int, default=7, help="alternating runs per fleet (default 7)")
     parser.add_argument("--execute", action="store_true", help="execute the programs instead of timing them")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "fleet.json"))
