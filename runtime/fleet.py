@@ -85,6 +85,10 @@ class Job:
     timing_only: bool = False
     model_options: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.repeats < 1:
+            raise BackendError(f"fleet job {self.key}: repeats={self.repeats!r}: expected at least 1 run")
+
     @classmethod
     def timing(cls, key: str, program: Program | ProgramSource, **model_options: Any) -> Job:
         """A timing-only job: the performance model's time of ``program``, nothing executed."""

@@ -133,6 +133,8 @@ def test_job_keys_must_be_unique_and_modes_known(conv):
     prog, a, w, want = conv
     with pytest.raises(BackendError, match=r"^fleet device mode must be sim, emulate or pynq, got 'gpu'$"):
         DevicePlugin("gpu")
+    with pytest.raises(BackendError, match=r"^fleet job x: repeats=0: expected at least 1 run$"):
+        Job("x", prog, (a, w), want.shape, repeats=0)
     fleet = Fleet(client=None)
     with pytest.raises(BackendError, match=r"^fleet: job keys must be unique"):
         fleet.measure([Job("x", prog, (a, w), want.shape), Job("x", prog, (a, w), want.shape)])
