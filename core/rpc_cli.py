@@ -94,9 +94,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _cmd_fleet_worker(args: argparse.Namespace) -> int:
     import asyncio
 
-    from vta.runtime.fleet import RESOURCE, DevicePlugin, require_distributed
+    from vta.runtime.fleet import QUIET_CONFIG, RESOURCE, DevicePlugin, require_distributed
 
     distributed = require_distributed()
+    import dask
     from distributed.security import Security
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="vta fleet: %(message)s")
@@ -111,7 +112,8 @@ def _cmd_fleet_worker(args: argparse.Namespace) -> int:
             print(f"vta fleet: worker {worker.address} offers one {plugin.mode} device", flush=True)
             await worker.finished()
 
-    asyncio.run(run())
+    with dask.config.set(QUIET_CONFIG):
+        asyncio.run(run())
     return 0
 
 

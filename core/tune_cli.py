@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--layers", help="ResNet-18 layers, e.g. C2,C8")
     p.add_argument("--trials", type=int, default=32, help="measurements per task (default 32)")
     p.add_argument("--measurer", default="model",
-                   help="model (timing only), sim (run and check), board/pynq, rpc (a served board; needs --host) "
-                        "(default model)")
+                   help="model (timing only), sim (run and check), board/pynq, rpc (a served board; needs --host), "
+                        "fleet (default model)")
     p.add_argument("--cost-model", default="xgb", help="search strategy: random, grid, xgb or mlp (default xgb)")
     p.add_argument("--log", required=True, help="AutoTVM log to append every measurement to")
     p.add_argument("--png", help="write the tuning curve (best GOPS vs trials) to this PNG")
@@ -35,4 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", help="with --measurer rpc: the server's URL (tcp+tls://HOST:PORT, ssh://USER@HOST)")
     p.add_argument("--token-file", help="with --measurer rpc: file holding the server's token")
     p.add_argument("--cafile", help="with --measurer rpc over tcp+tls: the server's certificate")
+    f = p.add_argument_group("fleet measurer (Dask distributed, the fleet extra)")
+    f.add_argument("--scheduler", help="scheduler of a `vta fleet worker` cluster (default: a local cluster of "
+                                       "simulator workers)")
+    f.add_argument("--tls-ca-file", help="with --scheduler: CA certificate the cluster trusts (PEM)")
+    f.add_argument("--tls-cert", help="with --scheduler: this client's certificate (PEM)")
+    f.add_argument("--tls-key", help="with --scheduler: this client's private key (PEM)")
+    f.add_argument("--execute", action="store_true",
+                   help="run each configuration on a worker's device and check its output (default: timing only)")
     p.set_defaults(func=_cmd_tune)

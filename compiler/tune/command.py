@@ -106,20 +106,25 @@ def write_curve_png(curves: dict[str, list[float]], path: str | Path, title: str
 
 
 def _measurer_options(args: argparse.Namespace) -> dict:
-    """The options of ``--measurer``: the board's emulator, or the rpc server's URL and credentials."""
-    given = {opt: value for opt, value in (("--emulator", args.emulator), ("--host", args.host),
-                                            ("--token-file", args.token_file), ("--cafile", args.cafile)) if value}
-    allowed = {"board": {"--emulator"}, "pynq": {"--emulator"},
-               "rpc": {"--host", "--token-file", "--cafile"}}.get(args.measurer, set())
-    stray = [opt for opt in given if opt not in allowed]
+    """The options of ``--measurer``: the board's emulator, the rpc server's URL and credentials, or the fleet's."""
+    given = {opt: value for opt, value in (
+        ("--emulator", args.emulator), ("--host", args.host), ("--token-file", args.token_file),
+        ("--cafile", args.cafile), ("--scheduler", args.scheduler), ("--tls-ca-file", args.tls_ca_file),
+        ("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key), ("--execute", args.execute)) if value}
+    owners = {"--emulator": "board", "--host": "rpc", "--token-file": "rpc", "--cafile": "rpc"}
+    measurer = "board" if args.measurer == "pynq" else args.measurer
+    stray = [opt for opt in given if owners.get(opt, "fleet") != measurer]
     if stray:
-        owner = "--measurer rpc" if stray[0] != "--emulator" else "--measurer board"
-        raise TuneError(f"{stray[0]} applies to {owner} only, not --measurer {args.measurer}")
-    if args.measurer == "rpc":
+        raise TuneError(f"{stray[0]} applies to --measurer {owners.get(stray[0], 'fleet')} only, not --measurer "
+                        f"{args.measurer}")
+    if measurer == "rpc":
         if not args.host:
             raise TuneError("--measurer rpc needs --host URL (tcp+tls://HOST:PORT, ssh://USER@HOST, or tcp:// on "
                             "loopback)")
         return {"url": args.host, "token_file": args.token_file, "cafile": args.cafile}
+    if measurer == "fleet":
+        return {"execute": args.execute, "scheduler": args.scheduler, "tls_ca_file": args.tls_ca_file,
+                "tls_cert": args.tls_cert, "tls_key": args.tls_key, "seed": args.seed}
     return {"emulator": args.emulator} if args.emulator else {}
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -238,13 +238,20 @@ class RpcMeasurer(BoardMeasurer):
         return best
 
 
-# name -> measurer class; ``create_measurer`` passes its options to the constructor.
-MEASURERS: dict[str, type[Measurer]] = {"model": ModelMeasurer, "sim": SimMeasurer, "board": BoardMeasurer,
-                                        "rpc": RpcMeasurer}
+def _fleet_measurer(**options: Any) -> Measurer:
+    """The fleet measurer (:mod:`.fleet_measure`), imported when asked for: it needs Dask distributed."""
+    from vta.compiler.tune.fleet_measure import FleetMeasurer
+
+    return FleetMeasurer(**options)
+
+
+# name -> measurer class (or factory); ``create_measurer`` passes its options to it.
+MEASURERS: dict[str, Callable[..., Measurer]] = {"model": ModelMeasurer, "sim": SimMeasurer, "board": BoardMeasurer,
+                                                 "rpc": RpcMeasurer, "fleet": _fleet_measurer}
 
 
 def create_measurer(name: str, **options: Any) -> Measurer:
-    """A measurer by name: ``model``, ``sim``, ``board`` (the ``pynq`` backend) or ``rpc`` (``url=...``)."""
+    """A measurer by name: ``model``, ``sim``, ``board`` (the ``pynq`` backend), ``rpc`` (``url=...``) or ``fleet``."""
     if name == "pynq":
         name = "board"
     if name not in MEASURERS:

@@ -73,8 +73,8 @@ def test_board_measurer_on_the_emulated_board(board):
 
 
 def test_unknown_measurer_and_bad_repeat_are_errors():
-    with pytest.raises(TuneError, match=r"^unknown measurer 'fpga'; measurers: model, sim, board, rpc \(board is the "
-                                        r"pynq backend\)$"):
+    with pytest.raises(TuneError, match=r"^unknown measurer 'fpga'; measurers: model, sim, board, rpc, fleet "
+                                        r"\(board is the pynq backend\)$"):
         create_measurer("fpga")
     with pytest.raises(TuneError, match=r"^board measurer: repeat=0: expected at least 1 run$"):
         create_measurer("pynq", repeat=0)
