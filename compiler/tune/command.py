@@ -16,11 +16,12 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 from vta.compiler.autotvm import is_record, numbered_lines
 from vta.compiler.tune.autotvm_log import Record, make_record, parse_record, task_of, write_log
 from vta.compiler.tune.errors import TuneError
-from vta.compiler.tune.measure import MEASURERS, create_measurer
+from vta.compiler.tune.measure import MEASURERS, Measurer, create_measurer
 from vta.compiler.tune.task import Task, layer_tasks
 from vta.compiler.tune.tuner import STRATEGIES, TransferData, Tuner, TuneResult
 from vta.config import Environment, get_env
@@ -128,16 +129,12 @@ def _measurer_options(args: argparse.Namespace) -> dict:
     return {"emulator": args.emulator} if args.emulator else {}
 
 
-def _tune_one(task: Task, env: Environment, args: argparse.Namespace, transfer: TransferData, out) -> TuneResult:
+def _tune_one(task: Task, env: Environment, args: argparse.Namespace, measurer: Measurer, transfer: TransferData,
+              out: TextIO) -> TuneResult:
     print(task.space.describe())
-    measurer = create_measurer(args.measurer, **_measurer_options(args))
-    try:
-        measurer.open()
-        tuner = Tuner(task, measurer, args.cost_model, seed=args.seed, batch=args.batch, transfer=transfer)
-        start = time.time()
-        result = tuner.run(args.trials, _Progress(task, min(args.trials, len(task.space.valid)), measurer.kind))
-    finally:
-        measurer.close()
+    tuner = Tuner(task, measurer, args.cost_model, seed=args.seed, batch=args.batch, transfer=transfer)
+    start = time.time()
+    result = tuner.run(args.trials, _Progress(task, min(args.trials, len(task.space.valid)), measurer.kind))
     sys.stderr.write("\n")
     per = (time.time() - start) / max(len(result.trials), 1)
     write_log([make_record(task, r.index, r.seconds, r.error, per, start, env) for r in result.trials], out)
@@ -165,12 +162,23 @@ def run(args: argparse.Namespace) -> int:
         tasks = read_tasks(args.tasks)
     else:
         tasks = [(t, get_env()) for t in layer_tasks([n.strip() for n in args.layers.split(",") if n.strip()])]
-    results, transfers = [], {}
-    with open(args.log, "a") as out:
-        for task, env in tasks:
-            with env:
-                transfer = transfers.setdefault(env.BITSTREAM, TransferData())
-                results.append(_tune_one(task, env, args, transfer, out))
+    # One measurer (a device, a runtime, a fleet's cluster) and one transfer model per configuration,
+    # opened once for all of its tasks.
+    results: list[TuneResult] = []
+    transfers: dict[str, TransferData] = {}
+    measurers: dict[str, Measurer] = {}
+    try:
+        with open(args.log, "a") as out:
+            for task, env in tasks:
+                with env:
+                    if env.BITSTREAM not in measurers:
+                        measurers[env.BITSTREAM] = create_measurer(args.measurer, **_measurer_options(args))
+                        measurers[env.BITSTREAM].open()
+                    transfer = transfers.setdefault(env.BITSTREAM, TransferData())
+                    results.append(_tune_one(task, env, args, measurers[env.BITSTREAM], transfer, out))
+    finally:
+        for measurer in measurers.values():
+            measurer.close()
     print(f"{sum(len(r.trials) for r in results)} measurements appended to {args.log}")
     if args.png:
         write_curve_png({f"{r.task.name} ({r.strategy})": r.best_gops_curve() for r in results}, args.png,

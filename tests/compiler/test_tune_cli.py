@@ -125,3 +125,28 @@ def test_tune_rpc_errors_are_one_line(tmp_path, capsys, rpc_board):
         assert main(base + extra) == 1, extra
         err = capsys.readouterr().err
         assert err.startswith("vta tune: error: ") and message in err and err.count("\n") == 1, err
+
+
+def test_one_measurer_serves_every_task_of_a_configuration(tmp_path, capsys, monkeypatch):
+    """A device, a runtime or a fleet's cluster is opened once per run, not once per task."""
+    from vta.compiler.tune import measure
+
+    made = []
+
+    class Counted(measure.ModelMeasurer):
+        def __init__(self, **options):
+            super().__init__(**options)
+            self.opened = self.closed = 0
+            made.append(self)
+
+        def open(self):
+            self.opened += 1
+
+        def close(self):
+            self.closed += 1
+
+    monkeypatch.setitem(measure.MEASURERS, "model", Counted)
+    assert main(["tune", "--layers", "C9,C10", "--trials", "2", "--cost-model", "random",
+                 "--log", str(tmp_path / "t.log")]) == 0
+    assert "4 measurements appended" in capsys.readouterr().out
+    assert [(m.opened, m.closed) for m in made] == [(1, 1)]
