@@ -250,6 +250,16 @@ them with sudo, as docs/remote.md shows, and keep vta-token mode 0600 on the hos
 EOF
 }
 
+# vta rpc serve speaks msgpack (pynq-vta's rpc extra), which a stock PYNQ image does not have.
+install_wire_format() {
+  if [ "$DRY_RUN" -eq 0 ] && "$PY" -c 'import msgpack' 2>/dev/null; then
+    say "msgpack (the wire format of vta rpc serve) is installed"
+    return
+  fi
+  run "$PY" -m pip install --disable-pip-version-check "msgpack>=1.0" \
+    || die "pip could not install msgpack, the wire format of vta rpc serve; offline, copy its wheel (pip download msgpack on a connected machine) and pip install it into $PYNQ_VENV"
+}
+
 cmd_install() {
   parse_listen
   if { [ -n "$TLS_CERT" ] && [ -z "$TLS_KEY" ]; } || { [ -z "$TLS_CERT" ] && [ -n "$TLS_KEY" ]; }; then
@@ -259,6 +269,7 @@ cmd_install() {
   require_venv
   source_xrt_setup
   cd /
+  install_wire_format
   check_bitstream
   create_user
   install_secrets

@@ -3,8 +3,9 @@
 The configuration itself (the 10 keys of ``vta_config.json`` and every derived constant) is
 :class:`vta.environment.Environment`, re-exported here with its constants. This is the only
 module that reads ``VTA_*`` environment variables: ``VTA_CONFIG`` (path of a config JSON),
-``VTA_TARGET`` (overrides its TARGET), ``VTA_CACHE_PATH`` and ``VTA_SIM_MAX_UOP_ITERATIONS``
-(the simulator's per-instruction limit). With neither VTA_CONFIG nor VTA_TARGET set, TARGET
+``VTA_TARGET`` (overrides its TARGET), ``VTA_CACHE_PATH``, ``VTA_SIM_MAX_UOP_ITERATIONS``
+(the simulator's per-instruction limit) and ``VTA_RPC_*`` (the remote board a host uses).
+With neither VTA_CONFIG nor VTA_TARGET set, TARGET
 follows the machine: the board's target on a detected Pynq board (:mod:`vta.board`), ``sim``
 elsewhere; :func:`target_choice` says which and why.
 """
@@ -16,6 +17,7 @@ import logging
 import os
 import pwd
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,9 +38,9 @@ from vta.errors import ConfigError
 
 __all__ = [
     "BOARD_FPGA_TARGETS", "HW_VERSIONS", "INS_ELEM_BYTES", "KEYS", "MAX_XFER", "PAGE_BYTES", "SIM_MAX_UOP_ITERATIONS",
-    "TARGETS", "UOP_ELEM_BYTES", "Environment", "TargetChoice",
+    "TARGETS", "UOP_ELEM_BYTES", "Environment", "RemoteBoard", "TargetChoice",
     "cache_dir", "choose_target", "config_source", "default_config_path", "get_env", "load_config",
-    "resolve_default", "sim_max_uop_iterations", "sudo_user_cache_dir", "target_choice",
+    "remote_board", "resolve_default", "sim_max_uop_iterations", "sudo_user_cache_dir", "target_choice",
 ]
 
 logger = logging.getLogger(__name__)
@@ -200,3 +202,38 @@ def config_source(path: str | os.PathLike[str] | None = None) -> str:
     text = f"{file} (from VTA_CONFIG)" if file else f"{default_config_path()} (the bundled default; VTA_CONFIG unset)"
     target = os.environ.get("VTA_TARGET")
     return text + (f", TARGET={target} from VTA_TARGET" if target else "")
+
+
+@dataclass(frozen=True)
+class RemoteBoard:
+    """The board a host reaches through ``vta rpc serve``, as the ``VTA_RPC_*`` variables name it."""
+
+    url: str  # VTA_RPC_URL: tcp+tls://HOST:PORT (the service) or ssh://USER@HOST
+    token_file: str | None = None  # VTA_RPC_TOKEN_FILE: the service's pre-shared token
+    cafile: str | None = None  # VTA_RPC_CAFILE: the service's certificate
+    command: str | None = None  # VTA_RPC_COMMAND: over SSH, the shell line that starts the server
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments of ``Runtime("rpc", ...)`` for this board."""
+        opts: dict[str, Any] = {"url": self.url, "token_file": self.token_file, "cafile": self.cafile}
+        if self.command:
+            opts["command"] = [self.command]
+        return opts
+
+
+def remote_board(environ: Mapping[str, str] | None = None) -> RemoteBoard | None:
+    """The remote board ``VTA_RPC_URL`` names (with its ``VTA_RPC_*`` companions), or None when it is unset.
+
+    ``Runtime("rpc")`` without a URL uses it, so a host's notebooks and scripts find the board
+    the environment names.
+    """
+    environ = os.environ if environ is None else environ
+    url = environ.get("VTA_RPC_URL", "").strip()
+    others = [name for name in ("VTA_RPC_TOKEN_FILE", "VTA_RPC_CAFILE", "VTA_RPC_COMMAND") if environ.get(name)]
+    if not url:
+        if others:
+            raise ConfigError(f"{others[0]} is set but VTA_RPC_URL is not: set VTA_RPC_URL to the board's "
+                              "tcp+tls://HOST:PORT or ssh://USER@HOST, or unset " + ", ".join(others))
+        return None
+    return RemoteBoard(url, environ.get("VTA_RPC_TOKEN_FILE") or None, environ.get("VTA_RPC_CAFILE") or None,
+                       environ.get("VTA_RPC_COMMAND") or None)

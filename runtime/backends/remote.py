@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from vta.config import Environment, get_env
+from vta.config import Environment, get_env, remote_board
 from vta.errors import BackendError, RemoteError
 from vta.runtime.backend import Backend
 from vta.runtime.rpc import protocol
@@ -59,6 +59,7 @@ class RemoteBackend(Backend):
     Example
     -------
     >>> rt = Runtime("rpc", url="ssh://xilinx@pynq")       # doctest: +SKIP
+    >>> rt = Runtime("rpc")   # the board VTA_RPC_URL names     # doctest: +SKIP
     """
 
     name = "rpc"
@@ -69,6 +70,13 @@ class RemoteBackend(Backend):
                  command: Sequence[str] | None = None, timeout_s: float = 30.0, client: str = "vta runtime"):
         super().__init__()
         self.env = env or get_env()
+        if url is None and host is None and port is None:
+            named = remote_board()
+            if named is None:
+                raise BackendError("rpc backend: give url='tcp+tls://HOST:PORT' or 'ssh://USER@HOST', or host= and "
+                                   "port=, or set VTA_RPC_URL")
+            url, token_file, cafile = named.url, token_file or named.token_file, cafile or named.cafile
+            command = command or named.options().get("command")
         if url is None:
             if host is None or port is None:
                 raise BackendError("rpc backend: give url='tcp+tls://HOST:PORT' or 'ssh://USER@HOST', "

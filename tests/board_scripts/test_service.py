@@ -61,6 +61,7 @@ def test_install_dry_run_prints_every_command_and_file(fake_pynq):
     proc = _dry_install(fake_pynq, "--listen", "192.168.2.99:9091")
     assert _commands(proc.stdout, fake_pynq) == [
         ". $IMAGE/xrt_setup.sh",
+        "$VENV/bin/python3 -m pip install --disable-pip-version-check 'msgpack>=1.0'",
         "$VENV/bin/python3 -c 'from vta.bitstream.store import cache_path; print(cache_path())'",
         "$VENV/bin/vta bitstream verify '<cached-bitstream>'",
         "useradd --system --user-group --home-dir /var/lib/vta-rpc --no-create-home --shell /usr/sbin/nologin vta-rpc",
@@ -167,7 +168,7 @@ def test_ipv6_given_files_and_a_short_token(fake_pynq, tmp_path):
     proc = _dry_install(fake_pynq, "--listen", "[fd00::2]:9091", "--token-file", str(tmp_path / "token"),
                         "--tls-cert", str(tmp_path / "cert.pem"), "--tls-key", str(tmp_path / "key.pem"))
     cmds = _commands(proc.stdout, fake_pynq)
-    assert cmds[5:8] == [f"install -m {mode} -o vta-rpc -g vta-rpc {tmp_path}/{name} /etc/vta-rpc/{dest}"
+    assert cmds[6:9] == [f"install -m {mode} -o vta-rpc -g vta-rpc {tmp_path}/{name} /etc/vta-rpc/{dest}"
                          for mode, name, dest in (("600", "token", "token"), ("644", "cert.pem", "cert.pem"),
                                                   ("600", "key.pem", "key.pem"))]
     assert "--host fd00::2 --port 9091 " in _written(proc.stdout, "/etc/systemd/system/vta-rpc.service")

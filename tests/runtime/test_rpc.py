@@ -340,3 +340,26 @@ def test_a_device_that_cannot_be_recovered_stops_the_server(env, monkeypatch, ca
         board.stop()
     assert _exit_status(srv.unrecoverable) == 3 and _exit_status(None) == 0
     assert "vta rpc: stopped serving: " in capsys.readouterr().err
+
+
+def test_runtime_without_a_url_uses_the_board_vta_rpc_url_names(server, env, monkeypatch, tmp_path):
+    from vta.config import RemoteBoard, remote_board
+    from vta.errors import ConfigError
+
+    for name in ("VTA_RPC_URL", "VTA_RPC_TOKEN_FILE", "VTA_RPC_CAFILE", "VTA_RPC_COMMAND"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(BackendError, match=r"or set VTA_RPC_URL$"):
+        Runtime("rpc", env=env)
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    monkeypatch.setenv("VTA_RPC_TOKEN_FILE", str(token))
+    with pytest.raises(ConfigError, match=r"^VTA_RPC_TOKEN_FILE is set but VTA_RPC_URL is not"):
+        Runtime("rpc", env=env)
+    monkeypatch.setenv("VTA_RPC_URL", _url(server))
+    assert remote_board() == RemoteBoard(_url(server), str(token))
+    with Runtime("rpc", env=env) as rt:
+        assert rt.backend.url == _url(server)
+        got, want = programs.matmul_tile(rt, np.random.default_rng(2))
+        assert np.array_equal(got, want)
+    assert remote_board({"VTA_RPC_URL": "ssh://root@pynq", "VTA_RPC_COMMAND": "bash -lc 'vta rpc serve --stdio'"}
+                        ).options()["command"] == ["bash -lc 'vta rpc serve --stdio'"]
