@@ -6,12 +6,12 @@ import time
 
 import pytest
 
+from tests.runtime.slow_network import NETWORK_S, SlowNetwork
 from vta.compiler.ops import Conv2dWorkload, Epilogue, conv2d
 from vta.compiler.tune import TuneError
 from vta.compiler.tune.measure import BoardMeasurer, ModelMeasurer, RpcMeasurer, SimMeasurer, create_measurer
 from vta.compiler.tune.task import Task, conv2d_task, dense_task
 from vta.compiler.tune.tuner import Tuner
-from vta.runtime.rpc.client import Connection
 from vta.runtime.rpc.server import ServerConfig, Session, TcpServer
 
 SMALL = Conv2dWorkload("small", 6, 6, 16, 32, 3, 1, 1)
@@ -83,7 +83,6 @@ def test_unknown_measurer_and_bad_repeat_are_errors():
 
 # --- a board behind vta rpc serve --------------------------------------------------------------
 TOKEN = "a-test-token-of-enough-length"
-NETWORK_S = 0.2  # a delay injected into every run round trip on the client side
 
 
 @pytest.fixture
@@ -94,13 +93,6 @@ def rpc_board(board, env):
     srv.stop()
 
 
-class _SlowNetwork(Connection):
-    """A connection whose run round trips take NETWORK_S longer, as a distant board's would."""
-
-    def call(self, msg, timeout_s):
-        if msg.KIND == "run":
-            time.sleep(NETWORK_S)
-        return super().call(msg, timeout_s)
 
 
 def _both(board, url, task, indices):
@@ -159,7 +151,7 @@ def test_rpc_time_is_the_servers_device_time_not_the_round_trip(rpc_board, monke
     measurer = RpcMeasurer(url=rpc_board, token=TOKEN, timeout_s=10.0, repeat=2)
     try:
         measurer.open()
-        measurer._rt.backend.conn.__class__ = _SlowNetwork
+        measurer._rt.backend.conn.__class__ = SlowNetwork
         start = time.perf_counter()
         (result,) = measurer.measure(task, task.space.valid.tolist()[:1])
         wall = time.perf_counter() - start

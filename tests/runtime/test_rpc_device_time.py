@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.runtime import programs
+from tests.runtime.slow_network import NETWORK_S, SlowNetwork
 from vta.errors import RemoteError
 from vta.runtime import Runtime
 from vta.runtime.backends.remote import RemoteBackend
@@ -22,7 +23,6 @@ from vta.runtime.rpc.server import ServerConfig, TcpServer
 
 TOKEN = "a-test-token-of-enough-length"
 DEVICE_S = 0.05  # the served device's run takes at least this
-NETWORK_S = 0.15  # each run round trip is delayed this much on the client side
 
 
 @pytest.fixture
@@ -32,11 +32,6 @@ def server(tmp_path, env):
     srv.stop()
 
 
-class _SlowNetwork(Connection):
-    def call(self, msg, timeout_s):
-        if msg.KIND == "run":
-            time.sleep(NETWORK_S)
-        return super().call(msg, timeout_s)
 
 
 class _Rewriting(Connection):
@@ -60,7 +55,7 @@ def test_run_reply_carries_the_servers_device_time(server, env, rng, monkeypatch
     with Runtime("rpc", env=env, url=server, token=TOKEN) as rt:
         backend = rt.backend
         assert backend.last_device_s is None and backend.device_s == 0.0
-        backend.conn.__class__ = _SlowNetwork
+        backend.conn.__class__ = SlowNetwork
         got, want = programs.matmul_tile(rt, rng)
         assert np.array_equal(got, want) and rt.stats.runs == 1
         first = backend.last_device_s
