@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import platform_info
 
 from vta.compiler.graph import compile_network, quantize
 from vta.compiler.graph.bench import float_layer_times
@@ -68,7 +68,7 @@ def measure(model: str, repeat: int, passes: int) -> dict:
         "modeled_pynq_inference_s": modeled + fallback_s + host_s,
         "host_overhead_s": host_s, "host_over_modeled_vta": host_s / modeled, "host_target": HOST_TARGET,
         "host_meets_target": host_s / modeled <= HOST_TARGET,
-        "python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
+        **platform_info(),
     }
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import statistics
 import subprocess
@@ -24,10 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
-from runtime_overhead import H, W, build_conv_tile
+from _common import platform_info
+from runtime_overhead import H, W, build_conv_tile, conv_tile_buffers
 
 from vta.runtime import Runtime
 
@@ -37,12 +35,7 @@ TOKEN = "benchmark-token-0123456789"
 
 def cycle_ms(rt: Runtime, cycles: int) -> list[float]:
     """Wall time of each build + synchronize cycle of the conv tile, in ms (after one warm-up cycle)."""
-    rng = np.random.default_rng(0)
-    x = rt.alloc(H * W * 16)
-    x.copy_from(rng.integers(-128, 128, (H, W, 16), dtype=np.int8))
-    k = rt.alloc(9 * 256)
-    k.copy_from(rng.integers(-128, 128, (9, 16, 16), dtype=np.int8))
-    bufs = (x, k, rt.alloc(H * W * 16))
+    bufs = conv_tile_buffers(rt)
     build_conv_tile(rt, bufs)
     rt.queue.synchronize()
     times = []
@@ -84,7 +77,7 @@ def measure(cycles: int) -> dict:
         "added_ms_median": remote_ms - local_ms, "ratio": remote_ms / local_ms,
         "rpc_ms_p90": sorted(remote)[int(0.9 * len(remote))], "target_added_ms": TARGET_ADDED_MS,
         "meets_target": remote_ms - local_ms <= TARGET_ADDED_MS, "transport": "tcp loopback, no TLS",
-        "python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
+        **platform_info(),
     }
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import platform_info
 
 from vta.isa import ALU_MAX, ALU_MIN, ALU_SHR, MEM_INP, MEM_OUT, MEM_WGT
 from vta.runtime import Runtime, UopKernel
@@ -48,14 +48,19 @@ def build_conv_tile(rt: Runtime, bufs: tuple) -> None:
     q.store_2d(0, MEM_OUT, y, 0, H * W, 1, H * W)
 
 
-def measure(cycles: int) -> dict:
-    rt = Runtime("sim")
+def conv_tile_buffers(rt: Runtime) -> tuple:
+    """The tile's input (random), weights (random) and output buffers on ``rt``."""
     rng = np.random.default_rng(0)
     x = rt.alloc(H * W * 16)
     x.copy_from(rng.integers(-128, 128, (H, W, 16), dtype=np.int8))
     k = rt.alloc(9 * 256)
     k.copy_from(rng.integers(-128, 128, (9, 16, 16), dtype=np.int8))
-    bufs = (x, k, rt.alloc(H * W * 16))
+    return x, k, rt.alloc(H * W * 16)
+
+
+def measure(cycles: int) -> dict:
+    rt = Runtime("sim")
+    bufs = conv_tile_buffers(rt)
     build_conv_tile(rt, bufs)
     rt.queue.synchronize()  # first cycle: kernels recorded, stream verified and planned
     totals, overheads = [], []
@@ -76,7 +81,7 @@ def measure(cycles: int) -> dict:
         "overhead_us_median": statistics.median(us), "overhead_us_p90": sorted(us)[int(0.9 * len(us))],
         "overhead_us_min": min(us), "cycle_us_median": statistics.median(totals) * 1e6,
         "target_us": TARGET_US, "meets_target": statistics.median(us) <= TARGET_US,
-        "python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
+        **platform_info(),
     }
 
 
