@@ -84,7 +84,7 @@ def load_samples(path: str | Path) -> tuple[list[Sample], dict[int, str]]:
             continue
         try:
             env, op = build_line(ln)
-            note = not_as_logged(ln)
+            note = not_as_logged(ln, env)
             if note:
                 errors[n] = note
                 continue

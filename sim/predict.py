@@ -21,6 +21,7 @@ from vta.sim.perf import PYNQ_Z1, HwTiming, Timing, concatenate, estimate
 if TYPE_CHECKING:
     from vta.compiler.ops.logged import LoggedLine
     from vta.compiler.program import Program
+    from vta.config import Environment
 
 __all__ = ["DEFAULT_PROFILE", "not_as_logged", "predict_line", "predict_program", "profile_for", "program_streams",
            "session_of"]
@@ -90,8 +91,8 @@ def profile_for(session: str | None, override: str | None = None) -> str:
     return name
 
 
-def not_as_logged(ln: LoggedLine) -> str | None:
-    """Why the measured program is not the one ``ln``'s target names, or None.
+def not_as_logged(ln: LoggedLine, ran: Environment) -> str | None:
+    """Why the program ``build_line`` made for ``ln`` (for ``ran``) is not the one its target names, or None.
 
     A dense line packed in blocks other than its target's (BATCH, BLOCK_IN): TVM's dense template
     tensorizes the (batch-inner, block) loops with the target's GEMM intrinsic, whose input buffer
@@ -99,11 +100,9 @@ def not_as_logged(ln: LoggedLine) -> str | None:
     built that program for the target. It is predicted as the program for the blocks it is packed
     in (:func:`vta.compiler.ops.logged.program_env`), which the calibration does not fit on.
     """
-    from vta.compiler.ops.logged import program_env, target_env
+    from vta.compiler.ops.logged import target_env
 
-    if ln.task != "dense_packed.vta" or len(ln.data_shape) != 4:
-        return None
-    target, ran = target_env(ln.target), program_env(ln)
+    target = target_env(ln.target)
     if ran.MODEL == target.MODEL:
         return None
     return (f"logged for {target.MODEL} but packed in {ln.data_shape[2]}x{ln.data_shape[3]} blocks "
@@ -141,7 +140,7 @@ def predict_line(ln: LoggedLine, profile: str | None = None) -> dict:
            "session": session}
     if ln.log_line is not None:
         out["log_line"] = ln.log_line
-    note = not_as_logged(ln)
+    note = not_as_logged(ln, env)
     if note:
         out["note"], out["target"], out["ran_as"] = note, target_env(ln.target).MODEL, env.MODEL
     if ln.measured_s is not None:

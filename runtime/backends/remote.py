@@ -76,7 +76,7 @@ class RemoteBackend(Backend):
                 raise BackendError("rpc backend: give url='tcp+tls://HOST:PORT' or 'ssh://USER@HOST', or host= and "
                                    "port=, or set VTA_RPC_URL")
             url, token_file, cafile = named.url, token_file or named.token_file, cafile or named.cafile
-            command = command or named.options().get("command")
+            command = command or ([named.command] if named.command else None)
         if url is None:
             if host is None or port is None:
                 raise BackendError("rpc backend: give url='tcp+tls://HOST:PORT' or 'ssh://USER@HOST', "
