@@ -171,12 +171,9 @@ def _execute(job: Job, program: Program, rt: Runtime, kind: str) -> tuple[np.nda
     cycles = rt.last_timing().cycles if "timing" in rt.backend.capabilities else None
     if kind == MEASURED:
         return out, tuple(times), cycles, min(times)
-    if rt.stats.runs - runs == job.repeats:
-        return out, tuple(times), cycles, rt.last_timing().seconds
-    # An auto-flushed program made several device runs per call: the model times them all, back to back.
-    from vta.compiler.tune.measure import model_seconds
+    from vta.compiler.tune.measure import simulated_seconds
 
-    return out, tuple(times), cycles, model_seconds(program)
+    return out, tuple(times), cycles, simulated_seconds(rt, program, rt.stats.runs - runs, job.repeats)
 
 
 def _run_one(job: Job, plugin: DevicePlugin, address: str) -> Measurement:

@@ -26,7 +26,7 @@ from vta.compiler.tune.task import Task
 from vta.errors import VTAError
 
 __all__ = ["MEASURERS", "BoardMeasurer", "MeasureResult", "Measurer", "ModelMeasurer", "RpcMeasurer", "SimMeasurer",
-           "create_measurer", "model_seconds"]
+           "create_measurer", "model_seconds", "simulated_seconds"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,17 @@ def model_seconds(program: Program, **model_options: Any) -> float:
     from vta.sim.predict import program_streams
 
     return sum(estimate(s, program.env, **model_options).seconds for s in program_streams(program))
+
+
+def simulated_seconds(rt: Any, program: Program, device_runs: int, program_runs: int = 1) -> float:
+    """The modeled time of one run of ``program``, which just ran ``program_runs`` times on the simulator ``rt``.
+
+    One device run per program run: that run's timing. A program that auto-flushed made several
+    device runs per call, and the model times them all, back to back.
+    """
+    if device_runs == program_runs:
+        return rt.last_timing().seconds
+    return model_seconds(program)
 
 
 class Measurer(ABC):
@@ -169,11 +180,7 @@ class SimMeasurer(_Executing):
     def _run(self, program: Program, inputs: list[np.ndarray], out: np.ndarray) -> float:
         before = self._rt.stats.runs
         program.run(*inputs, out, runtime=self._rt)
-        runs = self._rt.stats.runs - before
-        if runs == 1:
-            return self._rt.last_timing().seconds
-        # An auto-flushed program ran several streams: the model times them all, back to back.
-        return model_seconds(program)
+        return simulated_seconds(self._rt, program, self._rt.stats.runs - before)
 
 
 class BoardMeasurer(_Executing):
