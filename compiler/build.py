@@ -15,7 +15,7 @@ __all__ = ["build"]
 
 
 def build(schedule: Schedule, args: Sequence[Tensor] | None = None, name: str = "main", *, debug: bool = False,
-          env: Environment | None = None) -> Program:
+          env: Environment | None = None, like_tvm: bool = False) -> Program:
     """Compile ``schedule`` to a VTA program.
 
     Parameters
@@ -25,6 +25,10 @@ def build(schedule: Schedule, args: Sequence[Tensor] | None = None, name: str = 
     name : the program's name in dumps and errors.
     debug : check the IR between lowering passes.
     env : hardware configuration (default: the active one).
+    like_tvm : emit the program TVM's VTA lowering builds for this schedule (its order of virtual
+        threads, its dependency tokens, its GEMM folding) rather than this compiler's; the
+        published board times measured those programs (``vta model predict``). Same results,
+        usually slower: fewer overlaps, and no care for the GEMM pipeline's accumulator hazard.
 
     Returns
     -------
@@ -44,4 +48,4 @@ def build(schedule: Schedule, args: Sequence[Tensor] | None = None, name: str = 
     """
     env = env or get_env()
     func = lower(schedule, args, name, debug)
-    return Program(name, func, tuple(generate(func, env)), env)
+    return Program(name, func, tuple(generate(func, env, like_tvm=like_tvm)), env)

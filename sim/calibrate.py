@@ -40,6 +40,7 @@ GRIDS: dict[str, tuple[float, ...]] = {
     "axi_write_latency": tuple(range(8, 97, 8)),
     "insn_overhead": tuple(range(0, 97, 4)),
     "host_us": tuple(float(x) for x in range(0, 101, 5)),
+    "host_ns_per_insn": tuple(float(x) for x in range(0, 2001, 100)),
 }
 # What a session profile may change with respect to the default one: the ALU's initiation interval
 # (a different build of the compute module) and the DMA read path (a different board set-up).
@@ -89,7 +90,7 @@ def load_samples(path: str | Path) -> tuple[list[Sample], dict[int, str]]:
                 errors[n] = note
                 continue
             with env:
-                prog = build(op.schedule, op.args, op.name, env=env)
+                prog = build(op.schedule, op.args, op.name, env=env, like_tvm=True)
             streams = program_streams(prog)
         except VTAError as e:
             errors[n] = str(e)

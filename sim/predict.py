@@ -130,7 +130,7 @@ def predict_line(ln: LoggedLine, profile: str | None = None) -> dict:
     env, op = build_line(ln)
     with env:
         try:
-            prog = build(op.schedule, op.args, op.name, env=env)
+            prog = build(op.schedule, op.args, op.name, env=env, like_tvm=True)
         except (ScheduleError, LoweringError) as e:
             raise LoggedLineError(f"{ln.task} with these knobs does not compile: {e}") from e
         streams = program_streams(prog)

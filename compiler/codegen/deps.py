@@ -16,11 +16,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vta.compiler.codegen.ops import COMPUTE, LOAD, STORE, VtaOp
+from vta.compiler.codegen.emit import Scope
+from vta.compiler.codegen.ops import COMPUTE, LOAD, MODULE_NAMES, STORE, VtaOp
 from vta.compiler.codegen.sram import depths
 from vta.config import Environment
+from vta.errors import LoweringError
 
-__all__ = ["inject_tokens"]
+__all__ = ["inject_scope_tokens", "inject_tokens"]
 
 _NEIGHBOURS = {LOAD: (COMPUTE,), COMPUTE: (LOAD, STORE), STORE: (COMPUTE,)}
 
@@ -48,3 +50,31 @@ def inject_tokens(ops: Sequence[VtaOp], env: Environment) -> None:
             last_read[op.module][f.scope][f.lo:f.hi] = i
         for f in op.writes:
             last_write[op.module][f.scope][f.lo:f.hi] = i
+
+
+def inject_scope_tokens(scopes: Sequence[Scope]) -> None:
+    """TVM's tokens: in each virtual thread's program order, one from every coproc scope to the next
+    whenever the module changes, whether or not the two share data.
+
+    TVM's CoProcSync places them on the single-thread program (loop-carried ones included, which
+    unrolled are just the next scope) before InjectVirtualThread replicates each scope with its
+    tokens, so every thread is a chain and the threads overlap only with each other.
+    Raises LoweringError when operations outside the virtual threads mix with threaded ones (TVM
+    would pop one token for several pushes) or consecutive scopes are load and store (no token
+    queue joins them).
+    """
+    threaded = {sc.thread for sc in scopes}
+    if () in threaded and len(threaded) > 1:
+        raise LoweringError("like_tvm: operations outside the virtual threads mix with threaded ones; TVM's "
+                            "tokens for such a program are not defined here (move the virtual thread outermost)")
+    last: dict[tuple[int, ...], VtaOp] = {}
+    for sc in scopes:
+        prev = last.get(sc.thread)
+        first = sc.ops[0]
+        if prev is not None and prev.module != first.module:
+            if first.module not in _NEIGHBOURS[prev.module]:
+                raise LoweringError(f"like_tvm: a {MODULE_NAMES[prev.module]} scope is followed by a "
+                                    f"{MODULE_NAMES[first.module]} scope; VTA has no token queue between them")
+            prev.pushes.add(first.module)
+            first.pops.add(prev.module)
+        last[sc.thread] = sc.ops[-1]

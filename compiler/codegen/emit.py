@@ -5,12 +5,20 @@ so the program is a flat instruction stream (the ISA has no loops). Virtual thre
 pushed inward to the innermost sequences of VTA operations and replicated there, one copy per
 thread in turn: inside ``for k { load A; load B; gemm }`` thread 0's load-load-gemm is followed
 by thread 1's, so thread 1's loads overlap thread 0's GEMM once tokens are placed (spec §7.4).
+
+``like_tvm`` emits the program TVM's VTA lowering builds for the same schedule instead, which is
+what the published board times measured: LiftAttrScope merges consecutive statements of one
+module into a coproc scope and InjectVirtualThread replicates each scope per thread in turn
+(``load A; load B`` of threads 0 and 1, then thread 0's GEMM, then thread 1's), GEMM loops fold
+without regard for the accumulator pipeline, and the scopes are returned for TVM's tokens
+(:func:`vta.compiler.codegen.deps.inject_scope_tokens`).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from vta.compiler.codegen.alu import AluTemplate
 from vta.compiler.codegen.dma import DmaTemplate, perfect_nest
@@ -22,7 +30,15 @@ from vta.compiler.lower.ir import Allocate, Buffer, For, Gemm, LoweredFunc, Prag
 from vta.config import Environment
 from vta.errors import LoweringError
 
-__all__ = ["emit_ops"]
+__all__ = ["Scope", "emit_ops"]
+
+
+class Scope(NamedTuple):
+    """One coproc scope of a TVM program: consecutive operations of one module, of one virtual thread
+    (``thread``: its index per virtual-thread loop, ``()`` outside any)."""
+
+    thread: tuple[int, ...]
+    ops: tuple[VtaOp, ...]
 
 Template = DmaTemplate | AluTemplate | GemmTemplate
 
@@ -31,6 +47,15 @@ def _is_gemm_nest(s: Stmt) -> bool:
     while isinstance(s, For) and s.kind == "serial":
         s = s.body
     return isinstance(s, Gemm)
+
+
+def _atoms(s: Stmt) -> list[Stmt]:
+    """The single VTA statements of a leaf, in order (nested sequences and allocations flattened)."""
+    if isinstance(s, Allocate):
+        return _atoms(s.body)
+    if isinstance(s, Seq):
+        return [a for x in s.stmts for a in _atoms(x)]
+    return [s]
 
 
 def _is_leaf(s: Stmt) -> bool:
@@ -43,12 +68,15 @@ def _is_leaf(s: Stmt) -> bool:
 
 
 class _Emitter:
-    def __init__(self, func: LoweredFunc, placements: Mapping[Buffer, Placement], env: Environment) -> None:
+    def __init__(self, func: LoweredFunc, placements: Mapping[Buffer, Placement], env: Environment,
+                 like_tvm: bool) -> None:
         self.func = func
         self.placements = placements
         self.env = env
+        self.like_tvm = like_tvm
         self.templates: dict[int, Template] = {}
         self.ops: list[VtaOp] = []
+        self.scopes: list[Scope] = []
 
     def template(self, s: Stmt) -> Template:
         """The analysed form of a VTA statement, built on first use (statements repeat per loop iteration)."""
@@ -62,7 +90,7 @@ class _Emitter:
                 raise LoweringError(f"{self.func.name}: unknown pragma {s.key!r} (VTA knows dma_copy and alu)")
             else:
                 loops, call = perfect_nest(s, "gemm")
-                t = GemmTemplate(loops, call, self.placements)
+                t = GemmTemplate(loops, call, self.placements, pipeline_safe=not self.like_tvm)
             self.templates[id(s)] = t
         return t
 
@@ -75,8 +103,30 @@ class _Emitter:
         else:
             self.ops.extend(self.template(s).instantiate(env))
 
+    def tvm_scopes(self, s: Stmt, env: dict[IterVar, int], threads: Sequence[tuple[IterVar, int]]) -> None:
+        """A leaf as TVM emits it: each run of one module's operations, once per thread in turn."""
+        combos = list(itertools.product(*(range(n) for _, n in threads)))
+        runs: list[tuple[int, list[list[VtaOp]]]] = []  # (module, operations of each thread)
+        for atom in _atoms(s):
+            per_thread = [self.template(atom).instantiate({**env, **{v: i for (v, _), i in zip(threads, combo)}})
+                          for combo in combos]
+            if not per_thread[0]:
+                continue
+            module = per_thread[0][0].module
+            if runs and runs[-1][0] == module:
+                for ops, more in zip(runs[-1][1], per_thread):
+                    ops.extend(more)
+            else:
+                runs.append((module, per_thread))
+        for _, per_thread in runs:
+            for combo, ops in zip(combos, per_thread):
+                self.ops.extend(ops)
+                self.scopes.append(Scope(combo, tuple(ops)))
+
     def stmt(self, s: Stmt, env: dict[IterVar, int], threads: Sequence[tuple[IterVar, int]]) -> None:
-        if _is_leaf(s):
+        if _is_leaf(s) and self.like_tvm:
+            self.tvm_scopes(s, env, threads)
+        elif _is_leaf(s):
             for combo in itertools.product(*(range(n) for _, n in threads)):
                 self.leaves(s, {**env, **{v: i for (v, _), i in zip(threads, combo)}})
         elif isinstance(s, Seq):
@@ -104,8 +154,10 @@ class _Emitter:
             raise LoweringError(f"{self.func.name}: cannot generate code for {type(s).__name__}")
 
 
-def emit_ops(func: LoweredFunc, placements: Mapping[Buffer, Placement], env: Environment) -> list[VtaOp]:
-    """The VTA operations of ``func`` in program order (tokens not yet placed)."""
-    em = _Emitter(func, placements, env)
+def emit_ops(func: LoweredFunc, placements: Mapping[Buffer, Placement], env: Environment, *,
+             like_tvm: bool = False) -> tuple[list[VtaOp], list[Scope]]:
+    """The VTA operations of ``func`` in program order (tokens not yet placed), and with ``like_tvm``
+    TVM's coproc scopes in program order (else no scopes)."""
+    em = _Emitter(func, placements, env, like_tvm)
     em.stmt(func.body, {}, ())
-    return em.ops
+    return em.ops, em.scopes

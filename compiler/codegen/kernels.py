@@ -44,11 +44,14 @@ class Operand:
 
 
 def kernel_ops(loops: Sequence[tuple[IterVar, int]], forms: Sequence[Form], scopes: Sequence[str], *, gemm: bool,
-               writes: int = 1, where: str, folds: dict | None = None, **fields: int | bool) -> list[KernelOp]:
+               writes: int = 1, where: str, folds: dict | None = None, pipeline_safe: bool = True,
+               **fields: int | bool) -> list[KernelOp]:
     """Instructions computing ``forms`` (dst first) over ``loops``; operand k lives in ``scopes[k]``.
 
     ``folds`` memoizes the loop order and fold, which depend only on extents and factors: the
     instances of one statement (other outer-loop values, other virtual threads) share them.
+    ``pipeline_safe=False`` folds an accumulating GEMM as TVM does, even where consecutive micro-ops
+    update one accumulator entry (which the board's GEMM pipeline may get wrong, :func:`_pipeline_hazard`).
     """
     dims = [(n, tuple(f.get(v, 0) for f in forms)) for v, n in loops if n > 1]
     known = {v for v, _ in loops}
@@ -56,7 +59,7 @@ def kernel_ops(loops: Sequence[tuple[IterVar, int]], forms: Sequence[Form], scop
         stray = [v.name for v in f if v is not None and v not in known]
         if stray:
             raise LoweringError(f"{where}: index uses loop {stray[0]} that is not part of this kernel")
-    accumulates = gemm and not fields.get("reset", False)
+    accumulates = gemm and not fields.get("reset", False) and pipeline_safe
     # A GEMM's iterations may run in any order (integer sums commute): moving the loops that keep
     # the destination outermost is the fallback when the given order would repeat one. An ALU
     # instruction keeps the schedule's order (an in-place update may read entries it also writes).
@@ -169,8 +172,10 @@ def _uops(start: tuple[int, ...], unrolled: list) -> tuple[tuple[int, ...], ...]
 class GemmTemplate:
     """A loop nest around one GEMM intrinsic call (or its reset), analysed once."""
 
-    def __init__(self, loops: Sequence[tuple[IterVar, int]], call: Gemm, placements: Mapping) -> None:
+    def __init__(self, loops: Sequence[tuple[IterVar, int]], call: Gemm, placements: Mapping, *,
+                 pipeline_safe: bool = True) -> None:
         self.where = f"gemm on {call.acc.buffer.name}"
+        self.pipeline_safe = pipeline_safe
         self.loops = list(loops)
         self.call = call
         self.acc = Operand(call.acc, placements, self.where)
@@ -183,4 +188,5 @@ class GemmTemplate:
             forms = [self.acc.form(env), {None: 0}, {None: 0}]
             return kernel_ops(self.loops, forms, ["acc"], gemm=True, where=self.where, folds=self.folds, reset=True)
         forms = [self.acc.form(env), self.inp.form(env), self.wgt.form(env)]
-        return kernel_ops(self.loops, forms, ["acc", "inp", "wgt"], gemm=True, where=self.where, folds=self.folds)
+        return kernel_ops(self.loops, forms, ["acc", "inp", "wgt"], gemm=True, where=self.where, folds=self.folds,
+                          pipeline_safe=self.pipeline_safe)

@@ -24,13 +24,14 @@ def check_bit_exact(op, rng, inputs=None):
     return func
 
 
-def check_compiled_bit_exact(op, rng, inputs=None, runs=1):
-    """Build a ScheduledOp to a VTA program and run it on the simulator ``runs`` times in one runtime, each
-    with fresh random inputs (or ``inputs`` for the first), comparing every output with its reference."""
+def check_compiled_bit_exact(op, rng, inputs=None, runs=1, like_tvm=False):
+    """Build a ScheduledOp to a VTA program (TVM's program with ``like_tvm``) and run it on the simulator
+    ``runs`` times in one runtime, each with fresh random inputs (or ``inputs`` for the first), comparing
+    every output with its reference. Returns the program."""
     from vta.compiler.build import build
     from vta.runtime import Runtime
 
-    prog = build(op.schedule, op.args, op.name)
+    prog = build(op.schedule, op.args, op.name, like_tvm=like_tvm)
     with Runtime("sim") as rt:
         for run in range(runs):
             args = op.random_inputs(rng) if inputs is None or run else inputs

@@ -112,7 +112,7 @@ def test_png_gantt_chart_draws_each_module_on_its_row(vectors_dir, tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert imread(path).shape == (352, 1320, 4)  # 12 x 3.2 inches at 110 dpi
     rows = {kind: pixels(path, _COLORS[kind]) for kind in ("LOAD", "GEMM", "ALU", "STORE")}
-    assert all(len(r) > 5000 for r in rows.values())  # bars, not just the legend's swatches
+    assert all(len(r) > 2000 for r in rows.values())  # bars, not just the legend's swatches (~150 pixels each)
     # Rows top to bottom: fetch, load, compute, store; GEMM and ALU share the compute row.
     load, gemm, alu, store = (float(np.median(r)) for r in rows.values())
     assert load < gemm < store and load < alu < store and abs(gemm - alu) <= 2
