@@ -28,7 +28,7 @@ import numpy as np
 
 from vta.config import Environment
 from vta.errors import VTAError
-from vta.sim.perf import PROFILES, SESSION_PROFILES, HwTiming, _TimingStream, estimate
+from vta.sim.perf import PROFILES, SESSION_PROFILES, ZYNQ_L2_BYTES, HwTiming, _TimingStream, estimate
 
 __all__ = ["GRIDS", "Sample", "cross_validate", "fit", "fit_profiles", "load_samples", "main", "score", "summary"]
 
@@ -41,6 +41,7 @@ GRIDS: dict[str, tuple[float, ...]] = {
     "insn_overhead": tuple(range(0, 97, 4)),
     "host_us": tuple(float(x) for x in range(0, 101, 5)),
     "host_ns_per_insn": tuple(float(x) for x in range(0, 2001, 100)),
+    "l2_read_bytes_per_cycle": tuple(x / 2 for x in range(4, 17)),
 }
 # What a session profile may change with respect to the default one: the ALU's initiation interval
 # (a different build of the compute module) and the DMA read path (a different board set-up).
@@ -174,7 +175,7 @@ def fit_profiles(samples: Sequence[Sample], start: HwTiming | None = None
     than the 10 % target (median |log ratio|), it gets its own profile (the default's constants
     but ``PROFILE_PARAMS`` fitted on its lines alone) and the default is fitted again without it.
     """
-    base = start or HwTiming()
+    base = start or HwTiming(l2_bytes=ZYNQ_L2_BYTES)
     sessions = sorted({s.session for s in samples})
     own: list[str] = []
     while True:
@@ -271,8 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--json", help="write the fit, the shipped constants and the cross-validation here")
     ap.add_argument("--shared-bus", action="store_true",
                     help="fit the model with every DMA sharing the one AXI port (HwTiming.shared_bus; not shipped)")
+    ap.add_argument("--no-l2", action="store_true",
+                    help="fit the model without the L2 cache that ACP reads look up (HwTiming.l2_bytes 0; not shipped)")
     args = ap.parse_args(argv)
-    start = HwTiming(shared_bus=args.shared_bus)
+    start = HwTiming(shared_bus=args.shared_bus, l2_bytes=0 if args.no_l2 else ZYNQ_L2_BYTES)
     try:
         samples, errors = load_samples(args.file)
     except VTAError as e:

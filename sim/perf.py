@@ -12,6 +12,7 @@ field of :class:`HwTiming`, with where it comes from; docs/perf-model.md discuss
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
@@ -41,8 +42,8 @@ from vta.isa import (
 from vta.sim.events import TRACKS, Events
 from vta.sim.fetch import check_fields
 
-__all__ = ["PROFILES", "PYNQ_Z1", "SESSION_PROFILES", "TRACKS", "HwTiming", "Interval", "ModuleTime", "Timing",
-           "concatenate", "estimate"]
+__all__ = ["PROFILES", "PYNQ_Z1", "SESSION_PROFILES", "TRACKS", "ZYNQ_L2_BYTES", "HwTiming", "Interval", "ModuleTime",
+           "Timing", "concatenate", "estimate"]
 
 
 @dataclass(frozen=True)
@@ -101,19 +102,26 @@ class HwTiming:
     # while another master's stream; its first-beat latency does not hold the port). Off by default:
     # refitted with it, the cross-validated errors got worse on some sessions (docs/perf-model.md).
     shared_bus: bool = False
+    # The ARM's L2 cache that ACP reads go through, bytes (0: none). A LOAD row read before and not
+    # evicted since (LRU over whole rows, loads only) streams at l2_read_bytes_per_cycle (None: the
+    # full bus) after the same first-beat latency: tiles reload the same weights and inputs.
+    l2_bytes: int = 0
+    l2_read_bytes_per_cycle: float | None = None
 
 
 # Fitted profiles: written by ``python -m vta.sim.calibrate`` from the board times in
 # shared/calibration (TVM's published AutoTVM logs); docs/perf-model.md gives the reason for each
 # constant and how the default was chosen. tests/sim/test_calibrate.py re-runs the fit.
-_FITTED = {"axi_read_latency": 48, "axi_write_latency": 8, "read_bytes_per_cycle": 5.0, "write_bytes_per_cycle": 8.0,
-           "host_ns_per_insn": 800.0}
+# The Zynq-7000's L2 cache (PL310), which ACP reads look up: 512 KB (Zynq-7000 TRM, UG585).
+ZYNQ_L2_BYTES = 512 * 1024
+_FITTED = {"axi_read_latency": 40, "axi_write_latency": 32, "insn_overhead": 52, "read_bytes_per_cycle": 4.0,
+           "write_bytes_per_cycle": 8.0, "host_ns_per_insn": 400.0, "l2_bytes": ZYNQ_L2_BYTES,
+           "l2_read_bytes_per_cycle": 7.0}
 PROFILES: dict[str, HwTiming] = {
     # The released design: every session but one (both 4x8 sessions, DCGAN, LSTM, MobileNet-G).
     "pynq": HwTiming(**_FITTED),
-    # 1x16 2019-08-09..10 (ResNet-50, VGG, AlexNet): ~26 cycles per ALU micro-op, reads 4.5 bytes per cycle.
-    "pynq-2019-08-09": HwTiming(**{**_FITTED, "read_bytes_per_cycle": 4.5}, alu_ii_two_operand=26,
-                                alu_ii_immediate=26),
+    # 1x16 2019-08-09..10 (ResNet-50, VGG, AlexNet): ~27 cycles per ALU micro-op.
+    "pynq-2019-08-09": HwTiming(**_FITTED, alu_ii_two_operand=27, alu_ii_immediate=27),
 }
 # Measured sessions the default profile does not explain, and the profile fitted to each.
 SESSION_PROFILES: dict[str, str] = {
@@ -230,7 +238,9 @@ def _costs(s: DecodedStream, hw: HwTiming, bus: int) -> tuple[np.ndarray, np.nda
     active = (is_load | is_store) & (x > 0)
     elem = np.where(is_store, env.OUT_ELEM_BYTES, _elem_table(env)[m["memory_type"] & 7])
     rate = np.where(is_store, hw.write_bytes_per_cycle or bus, hw.read_bytes_per_cycle or bus)
-    beats = np.ceil(x * elem / rate).astype(np.int64)  # per row
+    hit = _l2_hits(s, hw.l2_bytes) if hw.l2_bytes else 0.0  # share of each LOAD's rows found in L2
+    per_byte = np.where(is_store, 1 / rate, (1 - hit) / rate + hit / (hw.l2_read_bytes_per_cycle or bus))
+    beats = np.ceil(x * elem * per_byte).astype(np.int64)  # per row
     latency = np.where(is_store, hw.axi_write_latency, hw.axi_read_latency)
     pads = np.where(is_load, (m["x_pad_0"] + x + m["x_pad_1"]) * (m["y_pad_0"] + y + m["y_pad_1"]) - x * y, 0)
     dma = np.where(active, hw.dma_setup + y * (latency + beats) + pads * hw.pad_entry_cycles, 0)
@@ -252,6 +262,35 @@ def _costs(s: DecodedStream, hw: HwTiming, bus: int) -> tuple[np.ndarray, np.nda
 
 
 
+def _l2_hits(s: DecodedStream, capacity: int) -> np.ndarray:
+    """Per instruction, the share of its INP/WGT rows an LRU cache of ``capacity`` bytes holds when it
+    runs (rows keyed by memory type, address and length, loads in program order); computed once per
+    stream and capacity, since it depends on nothing else."""
+    cache = s.__dict__.setdefault("_l2_hits", {})
+    if capacity not in cache:
+        m, table = s.mem, _elem_table(s.env)
+        out = np.zeros(s.count)
+        lru: OrderedDict[tuple[int, int, int], int] = OrderedDict()
+        used = 0
+        loads = (s.opcode == OP_LOAD) & np.isin(m["memory_type"], (MEM_INP, MEM_WGT)) & (m["y_size"] > 0)
+        for i in np.nonzero(loads & (m["x_size"] > 0))[0]:
+            mt, y, x, stride, base = (int(m[k][i]) for k in ("memory_type", "y_size", "x_size", "x_stride",
+                                                              "dram_base"))
+            hits = 0
+            for key in ((mt, base + r * stride, x) for r in range(y)):
+                if key in lru:
+                    hits += 1
+                    lru.move_to_end(key)
+                    continue
+                lru[key] = x * int(table[mt])
+                used += lru[key]
+                while used > capacity:
+                    used -= lru.popitem(last=False)[1]
+            out[i] = hits / y
+        cache[capacity] = out
+    return cache[capacity]
+
+
 def _module_times(ev: Events, cycles: int) -> dict[str, ModuleTime]:
     fetch_busy = ev.fetch_ii * ev.n + ev.hw.fetch_overhead
     out = {"fetch": ModuleTime(fetch_busy, 0, ev.fetch_stall, max(0, cycles - fetch_busy - ev.fetch_stall))}
@@ -263,7 +302,7 @@ def _module_times(ev: Events, cycles: int) -> dict[str, ModuleTime]:
 
 _FIELDS = {
     "mem": ("opcode", "pop_prev_dep", "pop_next_dep", "push_prev_dep", "push_next_dep", "memory_type", "y_size",
-            "x_size", "x_stride", "y_pad_0", "y_pad_1", "x_pad_0", "x_pad_1"),
+            "x_size", "x_stride", "y_pad_0", "y_pad_1", "x_pad_0", "x_pad_1", "dram_base"),
     "gemm": ("reset_reg", "uop_bgn", "uop_end", "iter_out", "iter_in"),
     "alu": ("alu_opcode", "use_imm", "imm"),
 }

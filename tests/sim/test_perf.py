@@ -126,17 +126,18 @@ def test_cross_module_chain_adds_one_token_latency_per_handoff():
 
 def tiles(dev, n: int, double: bool, inp_x: int = 64, wgt_x: int = 4, uops: int = 64) -> tuple:
     """n GEMM tiles; each loads INP and WGT, then one GEMM. ``double``: two SRAM contexts, so the
-    load of tile t waits for GEMM t-2 instead of t-1 (TVM's virtual threads)."""
-    inp = put(dev, np.ones((2 * inp_x, 16), dtype=np.int8))
-    wgt = put(dev, np.ones((2 * wgt_x, 256), dtype=np.int8))
+    load of tile t waits for GEMM t-2 instead of t-1 (TVM's virtual threads). Each tile reads its
+    own DRAM rows, so no load finds its rows in the L2 cache and every load costs the same."""
+    inp = put(dev, np.ones((n * inp_x, 16), dtype=np.int8))
+    wgt = put(dev, np.ones((n * wgt_x, 256), dtype=np.int8))
     lag = 2 if double else 1
     insns = [load_uops(dev, [(u, c * inp_x + u % inp_x, c * wgt_x + u % wgt_x) for c in (0, 1) for u in range(uops)]),
              GemmInsn(reset_reg=1, uop_end=uops)]
     for t in range(n):
         c = t % 2 if double else 0
-        insns += [MemInsn(memory_type=MEM_INP, sram_base=c * inp_x, dram_base=inp.phys_addr // 16 + c * inp_x,
+        insns += [MemInsn(memory_type=MEM_INP, sram_base=c * inp_x, dram_base=inp.phys_addr // 16 + t * inp_x,
                           y_size=1, x_size=inp_x, x_stride=inp_x, pop_next_dep=int(t >= lag)),
-                  MemInsn(memory_type=MEM_WGT, sram_base=c * wgt_x, dram_base=wgt.phys_addr // 256 + c * wgt_x,
+                  MemInsn(memory_type=MEM_WGT, sram_base=c * wgt_x, dram_base=wgt.phys_addr // 256 + t * wgt_x,
                           y_size=1, x_size=wgt_x, x_stride=wgt_x, push_next_dep=1),
                   GemmInsn(uop_bgn=c * uops, uop_end=(c + 1) * uops, pop_prev_dep=1, push_prev_dep=int(t + lag < n))]
     return insns, load_cycles(1, inp_x, 16) + load_cycles(1, wgt_x, 256), gemm_cycles(uops)
@@ -173,6 +174,25 @@ def test_dma_bound_load_approaches_the_read_rate():
     fixed = HW.insn_overhead + HW.dma_setup + HW.axi_read_latency
     assert t.modules["load"].busy == load_cycles(1, 1024, 256) and t.modules["load"].busy - beats == fixed
     assert t.dram_bytes["wgt"] / t.cycles > READ * 0.995
+
+
+def test_rows_read_again_stream_at_the_l2_rate_until_evicted():
+    """A LOAD row the L2 still holds (LRU over whole rows) streams at l2_read_bytes_per_cycle after the
+    same latency; a row pushed out by more than l2_bytes of other rows since is read from DRAM again."""
+    hw = dataclasses.replace(HwTiming(), read_bytes_per_cycle=4.0, l2_read_bytes_per_cycle=8.0, l2_bytes=4096)
+
+    def rows(base: int, y: int = 2) -> MemInsn:  # y rows of one 1 KiB weight block each
+        return MemInsn(memory_type=MEM_WGT, dram_base=base, y_size=y, x_size=4, x_stride=4)
+
+    t = estimate(encode_stream([rows(0), rows(0), rows(100), rows(200), rows(0), rows(204), FinishInsn()]), hw=hw)
+    fixed = hw.insn_overhead + hw.dma_setup
+    miss, hit = hw.axi_read_latency + 1024 // 4, hw.axi_read_latency + 1024 // 8
+    half = hw.axi_read_latency + 1024 // 8 + 1024 // 16  # one of the two rows held: the share hit streams faster
+    assert [dur(t, i) for i in range(6)] == [fixed + 2 * miss, fixed + 2 * hit, fixed + 2 * miss, fixed + 2 * miss,
+                                             fixed + 2 * miss,  # 4 KiB of other rows since: evicted
+                                             fixed + 2 * half]  # row 204 still held, row 208 new
+    assert estimate(encode_stream([rows(0), rows(0), FinishInsn()]), hw=HwTiming()).cycles == \
+        estimate(encode_stream([rows(0), rows(8), FinishInsn()]), hw=HwTiming()).cycles  # l2_bytes 0: no cache
 
 
 def test_cycles_scale_linearly_with_work(dev):
@@ -215,11 +235,11 @@ def test_full_command_queue_stalls_fetch():
 
 def test_full_token_fifo_blocks_the_pusher():
     n = HW.token_queue_depth + 50
-    insns = [GemmInsn(uop_end=4, iter_out=10_000)] + [MemInsn(x_size=0, push_next_dep=1)] * n
+    insns = [GemmInsn(uop_end=8, iter_out=12_500)] + [MemInsn(x_size=0, push_next_dep=1)] * n
     insns += [GemmInsn(iter_out=0, pop_prev_dep=1)] * n + [FinishInsn()]
     t = estimate(encode_stream(insns))
     # Push 1025 waits until the first pop, after the long GEMM: the loads before it took insn_overhead each.
-    exposed = gemm_cycles(40_000) - (HW.token_queue_depth + 1) * HW.insn_overhead
+    exposed = gemm_cycles(100_000) - (HW.token_queue_depth + 1) * HW.insn_overhead
     assert exposed > 10_000
     assert t.modules["load"].token_stall == pytest.approx(exposed, abs=50)
     assert t.issue[2 + HW.token_queue_depth] >= t.start[1 + n]
