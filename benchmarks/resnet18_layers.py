@@ -39,7 +39,7 @@ VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "conv"
 
 
 def _shape(wl: Conv2dWorkload) -> str:
-    return f"{wl.h}×{wl.w} {wl.in_channels}→{wl.out_channels} k{wl.kernel} s{wl.stride}"
+    return f"{wl.h}x{wl.w} {wl.in_channels}->{wl.out_channels} k{wl.kernel} s{wl.stride}"
 
 
 def _compiled(wl: Conv2dWorkload, config: Conv2dConfig, hw: HwTiming, rt: Runtime, seed: int) -> dict:
@@ -97,7 +97,8 @@ def main() -> int:
     rows = measure(names, args.profile, Path(args.vectors))
     print(f"TopHub knobs; cycles, ms, GOPS modeled for the Pynq-Z1 at 100 MHz (profile {args.profile}, device time)")
     print(f"{'layer':5s} {'shape':22s} {'insns':>5s} {'DRAM KiB':>8s} {'cycles':>9s} {'ms':>6s} {'GOPS':>6s} "
-          f"{'compile s':>9s} {'check':>5s} | {'default ms':>10s} {'like_tvm ms':>11s} {'vector ms':>9s} {'v insns':>7s}")
+          f"{'compile s':>9s} {'check':>5s} | {'default ms':>10s} {'like_tvm ms':>11s} {'vector ms':>9s} "
+          f"{'v insns':>7s}")
     for r in rows:
         t, d, v = r["tuned"], r["default"], r["tvm_vector"]
         print(f"{r['layer']:5s} {r['shape']:22s} {t['insns']:5d} {t['dram_bytes'] / 1024:8.1f} {t['cycles']:9,d} "
