@@ -56,27 +56,19 @@ def test_refitting_the_shipped_data_reproduces_the_shipped_profiles(tmp_path):
     assert {k: HwTiming(**v) for k, v in report["profiles"].items()} == PROFILES
 
 
-def test_shared_bus_option_fits_that_model(tmp_path):
-    """--shared-bus fits the model with one AXI port for every DMA: its profiles say so and differ from the shipped."""
+@pytest.mark.parametrize(("option", "field", "value"),
+                         [("--shared-bus", "shared_bus", True), ("--no-l2", "l2_bytes", 0)])
+def test_options_fit_other_models(tmp_path, option, field, value):
+    """--shared-bus fits the model with one AXI port for every DMA, --no-l2 the model without the L2 cache
+    in front of the reads: the fitted profiles say so, and they are not the shipped ones (exit 3)."""
     lines = DATA.read_text().splitlines()
     f = tmp_path / "small.jsonl"
     f.write_text("\n".join(lines[n - 1] for n in SMALL) + "\n")
     out = tmp_path / "fit.json"
-    assert calibrate.main([str(f), "--folds", "0", "--shared-bus", "--json", str(out)]) == 3
+    assert calibrate.main([str(f), "--folds", "0", option, "--json", str(out)]) == 3
     report = json.loads(out.read_text())
-    assert not report["reproduced"] and all(p["shared_bus"] for p in report["profiles"].values())
-
-
-def test_no_l2_option_fits_the_model_without_the_cache(tmp_path):
-    """--no-l2 fits the model with no L2 cache in front of the DMA reads: its profiles say so and differ."""
-    lines = DATA.read_text().splitlines()
-    f = tmp_path / "small.jsonl"
-    f.write_text("\n".join(lines[n - 1] for n in SMALL) + "\n")
-    out = tmp_path / "fit.json"
-    assert calibrate.main([str(f), "--folds", "0", "--no-l2", "--json", str(out)]) == 3
-    report = json.loads(out.read_text())
-    assert not report["reproduced"] and all(p["l2_bytes"] == 0 for p in report["profiles"].values())
-    assert PYNQ_Z1.l2_bytes == 512 * 1024  # the shipped model has the Zynq-7000's L2
+    assert not report["reproduced"] and all(p[field] == value for p in report["profiles"].values())
+    assert getattr(PYNQ_Z1, field) != value
 
 
 @pytest.mark.slow
