@@ -238,9 +238,13 @@ def _costs(s: DecodedStream, hw: HwTiming, bus: int) -> tuple[np.ndarray, np.nda
     active = (is_load | is_store) & (x > 0)
     elem = np.where(is_store, env.OUT_ELEM_BYTES, _elem_table(env)[m["memory_type"] & 7])
     rate = np.where(is_store, hw.write_bytes_per_cycle or bus, hw.read_bytes_per_cycle or bus)
-    hit = _l2_hits(s, hw.l2_bytes) if hw.l2_bytes else 0.0  # share of each LOAD's rows found in L2
-    per_byte = np.where(is_store, 1 / rate, (1 - hit) / rate + hit / (hw.l2_read_bytes_per_cycle or bus))
-    beats = np.ceil(x * elem * per_byte).astype(np.int64)  # per row
+    row = x * elem
+    beats = np.ceil(row / rate)  # per row
+    if hw.l2_bytes:  # the share of each LOAD's rows the L2 holds streams at the L2's rate
+        hit = _l2_hits(s, hw.l2_bytes)
+        mixed = row * ((1 - hit) / rate + hit / (hw.l2_read_bytes_per_cycle or bus))
+        beats = np.where(is_load & (hit > 0), np.ceil(mixed), beats)
+    beats = beats.astype(np.int64)
     latency = np.where(is_store, hw.axi_write_latency, hw.axi_read_latency)
     pads = np.where(is_load, (m["x_pad_0"] + x + m["x_pad_1"]) * (m["y_pad_0"] + y + m["y_pad_1"]) - x * y, 0)
     dma = np.where(active, hw.dma_setup + y * (latency + beats) + pads * hw.pad_entry_cycles, 0)
