@@ -272,27 +272,41 @@ def _l2_hits(s: DecodedStream, capacity: int) -> np.ndarray:
     stream and capacity, since it depends on nothing else."""
     cache = s.__dict__.setdefault("_l2_hits", {})
     if capacity not in cache:
-        m, table = s.mem, _elem_table(s.env)
+        m = s.mem
+        loads = np.nonzero((s.opcode == OP_LOAD) & np.isin(m["memory_type"], (MEM_INP, MEM_WGT))
+                           & (m["y_size"] > 0) & (m["x_size"] > 0))[0]
+        y = m["y_size"][loads].astype(np.int64)
+        insn = np.repeat(loads, y)  # one entry per DRAM row, in program order
+        row = np.arange(len(insn)) - np.repeat(np.cumsum(y) - y, y)
+        keys = np.stack([m["memory_type"][insn], m["dram_base"][insn] + row * m["x_stride"][insn],
+                         m["x_size"][insn]], axis=1).astype(np.int64)
+        size = keys[:, 2] * _elem_table(s.env)[keys[:, 0]]
+        _, first = np.unique(keys, axis=0, return_index=True)
+        hit = np.ones(len(keys), dtype=bool)
+        hit[first] = False  # a row read before is held, unless more than the capacity came since
+        if size[first].sum() > capacity:
+            hit = _lru_hits(keys, size, capacity)
         out = np.zeros(s.count)
-        lru: OrderedDict[tuple[int, int, int], int] = OrderedDict()
-        used = 0
-        loads = (s.opcode == OP_LOAD) & np.isin(m["memory_type"], (MEM_INP, MEM_WGT)) & (m["y_size"] > 0)
-        for i in np.nonzero(loads & (m["x_size"] > 0))[0]:
-            mt, y, x, stride, base = (int(m[k][i]) for k in ("memory_type", "y_size", "x_size", "x_stride",
-                                                              "dram_base"))
-            hits = 0
-            for key in ((mt, base + r * stride, x) for r in range(y)):
-                if key in lru:
-                    hits += 1
-                    lru.move_to_end(key)
-                    continue
-                lru[key] = x * int(table[mt])
-                used += lru[key]
-                while used > capacity:
-                    used -= lru.popitem(last=False)[1]
-            out[i] = hits / y
+        out[loads] = np.bincount(insn, weights=hit, minlength=s.count)[loads] / y
         cache[capacity] = out
     return cache[capacity]
+
+
+def _lru_hits(keys: np.ndarray, size: np.ndarray, capacity: int) -> np.ndarray:
+    """Whether each row (in order) is in an LRU cache of ``capacity`` bytes when it is read."""
+    lru: OrderedDict[tuple[int, ...], int] = OrderedDict()
+    used = 0
+    hit = np.zeros(len(keys), dtype=bool)
+    for i, key in enumerate(map(tuple, keys.tolist())):
+        if key in lru:
+            hit[i] = True
+            lru.move_to_end(key)
+            continue
+        lru[key] = int(size[i])
+        used += lru[key]
+        while used > capacity:
+            used -= lru.popitem(last=False)[1]
+    return hit
 
 
 def _module_times(ev: Events, cycles: int) -> dict[str, ModuleTime]:

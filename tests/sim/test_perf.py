@@ -191,6 +191,8 @@ def test_rows_read_again_stream_at_the_l2_rate_until_evicted():
     assert [dur(t, i) for i in range(6)] == [fixed + 2 * miss, fixed + 2 * hit, fixed + 2 * miss, fixed + 2 * miss,
                                              fixed + 2 * miss,  # 4 KiB of other rows since: evicted
                                              fixed + 2 * half]  # row 204 still held, row 208 new
+    t = estimate(encode_stream([rows(0), rows(8), rows(0), FinishInsn()]), hw=hw)  # all rows fit: no eviction
+    assert [dur(t, i) for i in range(3)] == [fixed + 2 * miss, fixed + 2 * miss, fixed + 2 * hit]
     assert estimate(encode_stream([rows(0), rows(0), FinishInsn()]), hw=HwTiming()).cycles == \
         estimate(encode_stream([rows(0), rows(8), FinishInsn()]), hw=HwTiming()).cycles  # l2_bytes 0: no cache
 
