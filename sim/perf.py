@@ -12,7 +12,6 @@ field of :class:`HwTiming`, with where it comes from; docs/perf-model.md discuss
 from __future__ import annotations
 
 import functools
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
@@ -278,10 +277,11 @@ def _l2_hits(s: DecodedStream, capacity: int) -> np.ndarray:
         y = m["y_size"][loads].astype(np.int64)
         insn = np.repeat(loads, y)  # one entry per DRAM row, in program order
         row = np.arange(len(insn)) - np.repeat(np.cumsum(y) - y, y)
-        keys = np.stack([m["memory_type"][insn], m["dram_base"][insn] + row * m["x_stride"][insn],
-                         m["x_size"][insn]], axis=1).astype(np.int64)
-        size = keys[:, 2] * _elem_table(s.env)[keys[:, 0]]
-        _, first = np.unique(keys, axis=0, return_index=True)
+        mt, x = m["memory_type"][insn].astype(np.int64), m["x_size"][insn].astype(np.int64)
+        addr = m["dram_base"][insn].astype(np.int64) + row * m["x_stride"][insn]
+        keys = (addr << 19) | (x << 3) | mt  # address 32 bits, length 16, memory type 3: one int per row
+        size = x * _elem_table(s.env)[mt]
+        _, first = np.unique(keys, return_index=True)
         hit = np.ones(len(keys), dtype=bool)
         hit[first] = False  # a row read before is held, unless more than the capacity came since
         if size[first].sum() > capacity:
@@ -294,18 +294,18 @@ def _l2_hits(s: DecodedStream, capacity: int) -> np.ndarray:
 
 def _lru_hits(keys: np.ndarray, size: np.ndarray, capacity: int) -> np.ndarray:
     """Whether each row (in order) is in an LRU cache of ``capacity`` bytes when it is read."""
-    lru: OrderedDict[tuple[int, ...], int] = OrderedDict()
+    lru: dict[int, int] = {}  # insertion order is recency order: a hit is moved to the end
     used = 0
     hit = np.zeros(len(keys), dtype=bool)
-    for i, key in enumerate(map(tuple, keys.tolist())):
+    for i, (key, n) in enumerate(zip(keys.tolist(), size.tolist())):
         if key in lru:
             hit[i] = True
-            lru.move_to_end(key)
+            lru[key] = lru.pop(key)
             continue
-        lru[key] = int(size[i])
-        used += lru[key]
+        lru[key] = n
+        used += n
         while used > capacity:
-            used -= lru.popitem(last=False)[1]
+            used -= lru.pop(next(iter(lru)))
     return hit
 
 
