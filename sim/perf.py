@@ -281,15 +281,38 @@ def _l2_hits(s: DecodedStream, capacity: int) -> np.ndarray:
         addr = m["dram_base"][insn].astype(np.int64) + row * m["x_stride"][insn]
         keys = (addr << 19) | (x << 3) | mt  # address 32 bits, length 16, memory type 3: one int per row
         size = x * _elem_table(s.env)[mt]
-        _, first = np.unique(keys, return_index=True)
-        hit = np.ones(len(keys), dtype=bool)
-        hit[first] = False  # a row read before is held, unless more than the capacity came since
-        if size[first].sum() > capacity:
-            hit = _lru_hits(keys, size, capacity)
         out = np.zeros(s.count)
-        out[loads] = np.bincount(insn, weights=hit, minlength=s.count)[loads] / y
+        out[loads] = np.bincount(insn, weights=_row_hits(keys, size, capacity), minlength=s.count)[loads] / y
         cache[capacity] = out
     return cache[capacity]
+
+
+def _row_hits(keys: np.ndarray, size: np.ndarray, capacity: int) -> np.ndarray:
+    """Whether each row (in order) is in an LRU cache of ``capacity`` bytes when it is read.
+
+    A row read before is held iff it and the distinct rows read since fit in the cache. Those lie
+    between every byte read since (all of it fits: a hit) and the rows read for the first time
+    since (more than the cache: a miss); when the bounds decide every row, no row-by-row pass runs.
+    """
+    n = len(keys)
+    _, inverse = np.unique(keys, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    prev = np.full(n, -1)
+    same = inverse[order[1:]] == inverse[order[:-1]]
+    prev[order[1:][same]] = order[:-1][same]  # the row's previous read, -1 for a first read
+    again = np.flatnonzero(prev >= 0)
+    since = prev[again] + 1
+    read = np.r_[0, np.cumsum(size)]
+    new = np.r_[0, np.cumsum(np.where(prev < 0, size, 0))]
+    if new[-1] <= capacity:  # every distinct row fits: nothing is ever evicted
+        return prev >= 0
+    held = size[again] + read[again] - read[since] <= capacity
+    gone = size[again] + new[again] - new[since] > capacity
+    if not (held | gone).all():
+        return _lru_hits(keys, size, capacity)
+    hit = np.zeros(n, dtype=bool)
+    hit[again] = held
+    return hit
 
 
 def _lru_hits(keys: np.ndarray, size: np.ndarray, capacity: int) -> np.ndarray:

@@ -197,6 +197,21 @@ def test_rows_read_again_stream_at_the_l2_rate_until_evicted():
         estimate(encode_stream([rows(0), rows(8), FinishInsn()]), hw=HwTiming()).cycles  # l2_bytes 0: no cache
 
 
+def test_l2_bounds_decide_rows_as_the_row_by_row_lru_does():
+    """The vectorized bounds (every byte read since: held; first reads since beyond the cache: evicted)
+    give the LRU's answer on every row they decide, and the row-by-row pass runs for the rest."""
+    from vta.sim.perf import _lru_hits, _row_hits
+
+    rng = np.random.default_rng(7)
+
+    for _ in range(200):
+        n = int(rng.integers(1, 60))
+        keys = rng.integers(0, int(rng.integers(1, 30)), n).astype(np.int64)
+        size = (keys % 7 + 1) * 64  # one size per key, as rows of one address and length have
+        for capacity in (64, 300, 1000, 5000):
+            assert np.array_equal(_row_hits(keys, size, capacity), _lru_hits(keys, size, capacity))
+
+
 def test_cycles_scale_linearly_with_work(dev):
     def cycles(k: int) -> int:
         insns = [GemmInsn(uop_end=2, iter_out=50), AluInsn(uop_end=1, iter_out=30, use_imm=1)] * k
