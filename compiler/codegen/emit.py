@@ -58,6 +58,13 @@ def _atoms(s: Stmt) -> list[Stmt]:
     return [s]
 
 
+def _thread_envs(env: dict[IterVar, int], threads: Sequence[tuple[IterVar, int]]
+                 ) -> list[tuple[tuple[int, ...], dict[IterVar, int]]]:
+    """Each virtual thread's index per thread loop, and ``env`` with those loops bound to it, in turn."""
+    return [(combo, {**env, **{v: i for (v, _), i in zip(threads, combo)}})
+            for combo in itertools.product(*(range(n) for _, n in threads))]
+
+
 def _is_leaf(s: Stmt) -> bool:
     """A statement that becomes VTA operations by itself (the coproc scopes of spec §7.4)."""
     if isinstance(s, Allocate):
@@ -94,22 +101,12 @@ class _Emitter:
             self.templates[id(s)] = t
         return t
 
-    def leaves(self, s: Stmt, env: dict[IterVar, int]) -> None:
-        if isinstance(s, Allocate):
-            self.leaves(s.body, env)
-        elif isinstance(s, Seq):
-            for x in s.stmts:
-                self.leaves(x, env)
-        else:
-            self.ops.extend(self.template(s).instantiate(env))
-
     def tvm_scopes(self, s: Stmt, env: dict[IterVar, int], threads: Sequence[tuple[IterVar, int]]) -> None:
         """A leaf as TVM emits it: each run of one module's operations, once per thread in turn."""
-        combos = list(itertools.product(*(range(n) for _, n in threads)))
+        combos = _thread_envs(env, threads)
         runs: list[tuple[int, list[list[VtaOp]]]] = []  # (module, operations of each thread)
         for atom in _atoms(s):
-            per_thread = [self.template(atom).instantiate({**env, **{v: i for (v, _), i in zip(threads, combo)}})
-                          for combo in combos]
+            per_thread = [self.template(atom).instantiate(thread_env) for _, thread_env in combos]
             if not per_thread[0]:
                 continue
             module = per_thread[0][0].module
@@ -119,7 +116,7 @@ class _Emitter:
             else:
                 runs.append((module, per_thread))
         for _, per_thread in runs:
-            for combo, ops in zip(combos, per_thread):
+            for (combo, _), ops in zip(combos, per_thread):
                 self.ops.extend(ops)
                 self.scopes.append(Scope(combo, tuple(ops)))
 
@@ -127,8 +124,9 @@ class _Emitter:
         if _is_leaf(s) and self.like_tvm:
             self.tvm_scopes(s, env, threads)
         elif _is_leaf(s):
-            for combo in itertools.product(*(range(n) for _, n in threads)):
-                self.leaves(s, {**env, **{v: i for (v, _), i in zip(threads, combo)}})
+            for _, thread_env in _thread_envs(env, threads):
+                for atom in _atoms(s):
+                    self.ops.extend(self.template(atom).instantiate(thread_env))
         elif isinstance(s, Seq):
             run: list[Stmt] = []
             for x in (*s.stmts, None):
