@@ -30,11 +30,11 @@ def _predict(args: argparse.Namespace) -> int:
     for n, ln in lines:
         if isinstance(ln, LoggedLineError):
             rows.append({"line": n, "error": str(ln)})
-            continue
-        try:
-            rows.append(predict_line(ln, args.profile))
-        except VTAError as e:
-            rows.append({"line": n, "task": ln.task, "session": ln.session, "error": str(e)})
+        else:
+            try:
+                rows.append(predict_line(ln, args.profile))
+            except VTAError as e:
+                rows.append({"line": n, "task": ln.task, "session": ln.session, "error": str(e)})
         if not args.json:
             _print_row(rows[-1])
     measured = [r for r in rows if "ratio" in r]

@@ -99,6 +99,7 @@ def test_cli_predicts_good_lines_and_reports_bad_ones(tmp_path, capsys):
     assert main(["model", "predict", str(f)]) == 1
     text = capsys.readouterr().out
     assert "line 1: predicted" in text and "modeled" in text and "line 2: error: task 'winograd.vta'" in text
+    assert "line 3: error:" in text and "not valid JSON" in text  # a line that does not parse says why too
     assert "summary 1x16 2019-08-13 (LSTM cell): 1 measured line(s)" in text
 
 
